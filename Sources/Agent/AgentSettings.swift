@@ -1,0 +1,116 @@
+import ConfigCenter
+import Foundation
+import Logging
+import Server
+
+/// Everything an agent runs with. Flags, the config file and defaults meet here, and only here.
+public struct AgentSettings: Sendable {
+    /// Node name; unique in the cluster. Default: the host name.
+    public var nodeName: String = ProcessInfo.processInfo.hostName
+    /// Directory of the SQLite database. Default `./data`.
+    public var dataDir: String = "./data"
+    /// HTTP listen address. Default `127.0.0.1:7700`; port 0 picks a free port (printed on start).
+    public var httpHost: String = "127.0.0.1"
+    public var httpPort: Int = 7700
+    /// Log level. Default `info`.
+    public var logLevel: Logger.Level = .info
+    /// How often history retention runs. Default 10 min.
+    public var compactEvery: Duration = .seconds(600)
+    /// The config store's settings.
+    public var config = ConfigSettings()
+    /// The HTTP layer's settings.
+    public var server = ServerSettings()
+
+    public init() {}
+
+    /// Every setting a config file (or flag) may name, with what it takes.
+    public static let knownSettings: [(name: String, help: String)] = [
+        ("node_name", "node name, unique in the cluster (default: host name)"),
+        ("data_dir", "directory of the SQLite database (default ./data)"),
+        ("http", "HTTP listen address host:port (default 127.0.0.1:7700)"),
+        ("log_level", "trace, debug, info, notice, warning, error or critical (default info)"),
+        ("max_value_bytes", "largest value accepted, in bytes (default 524288)"),
+        ("durability", "full (fsync every commit, default) or normal"),
+        ("watch_heartbeat", "interval of heartbeat events on watch streams (default 15s)"),
+        ("retention.keep_versions", "keep at least this many versions of each key (default: all)"),
+        ("retention.keep_for", "keep versions younger than this, e.g. 30d (default: all)"),
+        ("retention.tombstone_horizon", "forget deleted keys after this long (default 24h)"),
+        ("retention.compact_every", "how often retention runs (default 10m)"),
+    ]
+
+    /// Builds settings from layered sources: `values` later in the list win (e.g. `[file, flags]`).
+    /// Throws `AgentSettingsError` naming the setting and what it takes.
+    public static func resolve(_ layers: [[String: String]]) throws(AgentSettingsError) -> AgentSettings {
+        var merged: [String: String] = [:]
+        for layer in layers {
+            for (name, value) in layer {
+                let canonical = name.replacingOccurrences(of: "-", with: "_")
+                guard self.knownSettings.contains(where: { $0.name == canonical }) else {
+                    throw AgentSettingsError(
+                        "unknown setting '\(name)'; known settings: \(self.knownSettings.map(\.name).joined(separator: ", "))")
+                }
+                merged[canonical] = value
+            }
+        }
+        var settings = AgentSettings()
+        func duration(_ name: String) throws(AgentSettingsError) -> Duration? {
+            guard let text = merged[name] else { return nil }
+            guard let value = DurationText.parse(text) else {
+                throw AgentSettingsError("\(name) must be a duration such as 500ms, 30s, 10m, 24h or 7d, not '\(text)'")
+            }
+            return value
+        }
+        func int(_ name: String, min: Int) throws(AgentSettingsError) -> Int? {
+            guard let text = merged[name] else { return nil }
+            guard let value = Int(text), value >= min else { throw AgentSettingsError("\(name) must be an integer ≥ \(min), not '\(text)'") }
+            return value
+        }
+        if let name = merged["node_name"] {
+            guard !name.isEmpty, name.count <= 128, !name.contains(":"), !name.contains("@"), !name.contains(where: \.isWhitespace) else {
+                throw AgentSettingsError("node_name must be 1-128 characters without spaces, ':' or '@', not '\(name)'")
+            }
+            settings.nodeName = name
+        }
+        if let dir = merged["data_dir"] { settings.dataDir = dir }
+        if let http = merged["http"] {
+            guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else {
+                throw AgentSettingsError("http must be host:port such as 127.0.0.1:7700, not '\(http)'")
+            }
+            settings.httpHost = String(http[..<colon])
+            settings.httpPort = port
+        }
+        if let level = merged["log_level"] {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw AgentSettingsError("log_level must be trace, debug, info, notice, warning, error or critical, not '\(level)'")
+            }
+            settings.logLevel = parsed
+        }
+        if let bytes = try int("max_value_bytes", min: 1) { settings.config.maxValueBytes = bytes }
+        if let durability = merged["durability"] {
+            guard let parsed = ConfigSettings.Durability(rawValue: durability) else {
+                throw AgentSettingsError("durability must be full or normal, not '\(durability)'")
+            }
+            settings.config.durability = parsed
+        }
+        if let heartbeat = try duration("watch_heartbeat") {
+            guard heartbeat >= .milliseconds(100) else { throw AgentSettingsError("watch_heartbeat must be at least 100ms") }
+            settings.server.watchHeartbeat = heartbeat
+        }
+        if let keep = try int("retention.keep_versions", min: 1) { settings.config.retention.keepVersions = keep }
+        if let keepFor = try duration("retention.keep_for") { settings.config.retention.keepFor = keepFor }
+        if let horizon = try duration("retention.tombstone_horizon") { settings.config.retention.tombstoneHorizon = horizon }
+        if let every = try duration("retention.compact_every") {
+            guard every >= .seconds(1) else { throw AgentSettingsError("retention.compact_every must be at least 1s") }
+            settings.compactEvery = every
+        }
+        settings.config.nodeName = settings.nodeName
+        settings.server.nodeName = settings.nodeName
+        return settings
+    }
+}
+
+/// A setting given with a wrong name or value. The message names it and says what it takes.
+public struct AgentSettingsError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,4 @@
+#ifndef GOSSAMER_CHIREDIS_SHIM_H
+#define GOSSAMER_CHIREDIS_SHIM_H
+#include <hiredis/hiredis.h>
+#endif

@@ -1,0 +1,117 @@
+import Synchronization
+
+/// Fan-out of applied changes to live watchers.
+///
+/// The store publishes every committed change, in revision order, after its transaction commits.
+/// Each subscriber gets a bounded stream; a subscriber that falls `bufferSize` changes behind is cut off
+/// with `lagged == true` and must resume from history (the watch API does that by itself).
+public final class ChangeFeed: Sendable {
+    /// Which keys a subscriber wants.
+    public enum Filter: Sendable, Equatable {
+        case key(String)
+        case prefix(String)
+
+        /// True when `key` is selected by this filter.
+        public func matches(_ key: String) -> Bool {
+            switch self {
+            case .key(let wanted): key == wanted
+            case .prefix(let prefix): key.hasPrefix(prefix)
+            }
+        }
+    }
+
+    /// A live subscription. Iterate `changes`; when it ends, check `lagged`.
+    public final class Subscription: Sendable {
+        /// Changes matching the filter, in revision order.
+        public let changes: AsyncStream<Change>
+        private let laggedFlag: Atomic<Bool>
+        fileprivate let id: UInt64
+        fileprivate weak let feed: ChangeFeed?
+
+        fileprivate init(changes: AsyncStream<Change>, id: UInt64, feed: ChangeFeed) {
+            self.changes = changes
+            self.laggedFlag = Atomic(false)
+            self.id = id
+            self.feed = feed
+        }
+
+        /// True when the stream ended because the subscriber fell too far behind.
+        public var lagged: Bool { self.laggedFlag.load(ordering: .acquiring) }
+        fileprivate func markLagged() { self.laggedFlag.store(true, ordering: .releasing) }
+
+        /// Stops the subscription and ends the stream.
+        public func cancel() { self.feed?.remove(self.id) }
+
+        deinit { self.feed?.remove(self.id) }
+    }
+
+    private struct Subscriber {
+        var filter: Filter
+        var continuation: AsyncStream<Change>.Continuation
+        weak var subscription: Subscription?
+    }
+
+    private struct State {
+        var nextID: UInt64 = 0
+        var subscribers: [UInt64: Subscriber] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let published = Atomic<Int64>(0)
+    /// Changes a subscriber may have queued before it is cut off.
+    public let bufferSize: Int
+
+    public init(bufferSize: Int = 10_000) {
+        self.bufferSize = bufferSize
+    }
+
+    /// Revision of the last change published (the store's current revision), readable without a query.
+    public var revision: Int64 { self.published.load(ordering: .acquiring) }
+
+    func setRevision(_ revision: Int64) {
+        self.published.store(revision, ordering: .releasing)
+    }
+
+    /// Number of live subscribers (for metrics).
+    public var subscriberCount: Int { self.state.withLock { $0.subscribers.count } }
+
+    /// Subscribes to future changes matching `filter`.
+    public func subscribe(_ filter: Filter) -> Subscription {
+        let (stream, continuation) = AsyncStream<Change>.makeStream(bufferingPolicy: .bufferingOldest(self.bufferSize))
+        return self.state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            let subscription = Subscription(changes: stream, id: id, feed: self)
+            state.subscribers[id] = Subscriber(filter: filter, continuation: continuation, subscription: subscription)
+            continuation.onTermination = { [weak self] _ in self?.remove(id) }
+            return subscription
+        }
+    }
+
+    /// Delivers committed changes to every matching subscriber.
+    func publish(_ changes: [Change]) {
+        guard let last = changes.last else { return }
+        self.published.store(last.revision, ordering: .releasing)
+        var laggards: [Subscriber] = []
+        self.state.withLock { state in
+            for (id, subscriber) in state.subscribers {
+                for change in changes where subscriber.filter.matches(change.key) {
+                    if case .dropped = subscriber.continuation.yield(change) {
+                        laggards.append(subscriber)
+                        state.subscribers[id] = nil
+                        break
+                    }
+                }
+            }
+        }
+        for laggard in laggards {
+            laggard.subscription?.markLagged()
+            laggard.continuation.finish()
+        }
+    }
+
+    fileprivate func remove(_ id: UInt64) {
+        let removed = self.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        removed?.continuation.finish()
+    }
+}

@@ -1,0 +1,502 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// The versioned key/value store of one agent, in SQLite through GRDB.
+///
+/// Shaped like GRDB's `AppDatabase`: it owns one `DatabaseWriter` (a WAL `DatabasePool` in production, an
+/// in-memory `DatabaseQueue` in tests), migrates in `init`, and every write is one named transaction.
+/// Concurrent writes are folded into shared transactions by group commit, so one fsync acknowledges many.
+/// Reads never wait for writes (WAL snapshot isolation).
+public final class ConfigStore: Sendable {
+    /// The settings the store was opened with.
+    public let settings: ConfigSettings
+    /// Live feed of applied changes, for watches and blocking reads.
+    public let feed: ChangeFeed
+
+    private let dbWriter: any DatabaseWriter
+    private let clock: StampIssuer
+    private let committer: GroupCommit<WriteRequest, Result<WriteReceipt, ConfigStoreError>>
+
+    /// A batch of operations applied all-or-nothing.
+    struct WriteRequest: Sendable {
+        var ops: [TxnOp]
+        var origin: WriteOrigin
+        /// True for `/v1/txn`: a failed compare is reported as `txnFailed` with every failure.
+        var isTransaction: Bool
+    }
+
+    /// What a committed write produced.
+    public struct WriteReceipt: Sendable, Equatable {
+        /// One result per operation, in order.
+        public var results: [TxnResult]
+        /// The node revision after the write.
+        public var revision: Int64
+    }
+
+    // MARK: - Opening
+
+    /// Opens (creating if needed) the store in `directory/gossamer.sqlite` with WAL and the configured durability.
+    public convenience init(directory: URL, settings: ConfigSettings) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        let synchronous = settings.durability == .full ? "FULL" : "NORMAL"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        configuration.busyMode = .timeout(10)
+        let pool = try DatabasePool(path: directory.appendingPathComponent("gossamer.sqlite").path, configuration: configuration)
+        try self.init(dbWriter: pool, settings: settings)
+    }
+
+    /// Opens a store on any GRDB writer (tests pass `DatabaseQueue()` for an in-memory database).
+    public init(dbWriter: any DatabaseWriter, settings: ConfigSettings) throws {
+        self.settings = settings
+        self.dbWriter = dbWriter
+        self.feed = ChangeFeed()
+        try Migrations.migrator.migrate(dbWriter)
+        // Seed the clock with the highest stamp on disk, so stamps keep rising across restarts even if
+        // the wall clock stepped back.
+        let last = try dbWriter.read { db -> Stamp? in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT stamp_wall, stamp_counter, stamp_node FROM kv_history ORDER BY stamp_wall DESC, stamp_counter DESC LIMIT 1")
+            return row.map { Stamp(wall: $0[0], counter: UInt32(truncatingIfNeeded: $0[1] as Int64), node: $0[2]) }
+        }
+        self.feed.setRevision(try dbWriter.read { db in try Self.revision(db) })
+        var hlc = HybridLogicalClock(node: settings.nodeName)
+        if let last { hlc.observe(last, physicalMillis: settings._wallMillis()) }
+        self.clock = StampIssuer(hlc)
+        let box = WriterBox(dbWriter: dbWriter, settings: settings)
+        let clock = self.clock
+        let feed = self.feed
+        self.committer = GroupCommit(maxBatch: settings.maxBatch) { batch in
+            await box.apply(batch, clock: clock, feed: feed)
+        }
+    }
+
+    // MARK: - Reads
+
+    /// The node-local revision of the last applied change.
+    public func revision() async throws -> Int64 {
+        try await self.read { db in try Self.revision(db) }
+    }
+
+    /// Revisions at or below this one may have been compacted away (watch cursors there get a snapshot).
+    public func compactedRevision() async throws -> Int64 {
+        try await self.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM kv_meta WHERE name = 'compacted_revision'") ?? 0 }
+    }
+
+    /// The current version of `key`, including a tombstone if the key was deleted; nil if never written (or forgotten).
+    public func current(_ key: String) async throws -> KVVersion? {
+        try ConfigKey.validate(key)
+        return try await self.read { db in try Self.current(db, key: key) }
+    }
+
+    /// The live value of `key`; nil when it does not exist or was deleted.
+    public func get(_ key: String) async throws -> KVVersion? {
+        guard let current = try await self.current(key), !current.tombstone else { return nil }
+        return current
+    }
+
+    /// Version `version` of `key` from history. Throws `notFound` if it never existed or was compacted.
+    public func get(_ key: String, version: Int) async throws -> KVVersion {
+        try ConfigKey.validate(key)
+        let found = try await self.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM kv_history WHERE key = ? AND version = ? ORDER BY conflict ASC LIMIT 1",
+                arguments: [key, version]
+            ).map(KVVersion.init(row:))
+        }
+        guard let found else { throw ConfigStoreError.notFound("version \(version) of '\(key)' does not exist (see its history)") }
+        return found
+    }
+
+    /// Live keys under `prefix` (empty: every key), ordered by key, at most `limit`.
+    public func list(prefix: String, limit: Int = .max) async throws -> [KVVersion] {
+        try ConfigKey.validatePrefix(prefix)
+        return try await self.read { db in try Self.live(db, prefix: prefix, limit: limit) }
+    }
+
+    /// History of `key`, newest first: at most `limit` versions older than `beforeVersion` (nil: from the newest).
+    public func history(_ key: String, limit: Int, beforeVersion: Int? = nil) async throws -> [KVVersion] {
+        try ConfigKey.validate(key)
+        return try await self.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM kv_history WHERE key = ? AND version < ? ORDER BY version DESC, conflict ASC LIMIT ?",
+                arguments: [key, beforeVersion ?? Int.max, limit]
+            ).map(KVVersion.init(row:))
+        }
+    }
+
+    /// Unified diff between two versions of `key` ("" when identical). Binary values give a one-line note.
+    public func diff(_ key: String, from: Int, to: Int) async throws -> String {
+        let old = try await self.get(key, version: from)
+        let new = try await self.get(key, version: to)
+        guard let oldText = String(data: old.value, encoding: .utf8), let newText = String(data: new.value, encoding: .utf8) else {
+            return old.value == new.value ? "" : "Binary values of '\(key)' differ between versions \(from) and \(to)\n"
+        }
+        return TextDiff.unified(old: oldText, new: newText, oldLabel: "\(key)@\(from)", newLabel: "\(key)@\(to)")
+    }
+
+    /// Changes applied after `revision` that match `filter`, oldest first, at most `limit`.
+    public func changes(after revision: Int64, filter: ChangeFeed.Filter, limit: Int) async throws -> [Change] {
+        try await self.read { db in
+            switch filter {
+            case .key(let key):
+                return try Row.fetchAll(
+                    db, sql: "SELECT * FROM kv_history WHERE revision > ? AND key = ? ORDER BY revision LIMIT ?",
+                    arguments: [revision, key, limit]
+                ).map(KVVersion.init(row:))
+            case .prefix(let prefix):
+                let (low, high) = Self.range(prefix)
+                return try Row.fetchAll(
+                    db, sql: "SELECT * FROM kv_history WHERE revision > ? AND key >= ? AND key < ? ORDER BY revision LIMIT ?",
+                    arguments: [revision, low, high, limit]
+                ).map(KVVersion.init(row:))
+            }
+        }
+    }
+
+    /// The live values matching `filter` and the revision they were read at, in one consistent read.
+    public func snapshot(_ filter: ChangeFeed.Filter) async throws -> (revision: Int64, values: [KVVersion]) {
+        try await self.read { db in
+            let revision = try Self.revision(db)
+            switch filter {
+            case .key(let key):
+                let current = try Self.current(db, key: key)
+                return (revision, current.flatMap { $0.tombstone ? nil : [$0] } ?? [])
+            case .prefix(let prefix):
+                return (revision, try Self.live(db, prefix: prefix, limit: .max))
+            }
+        }
+    }
+
+    /// Counts for status pages: live keys and stored versions.
+    public func counts() async throws -> (keys: Int, versions: Int) {
+        try await self.read { db in
+            let keys =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM kv_current c JOIN kv_history h ON h.revision = c.revision WHERE h.tombstone = 0") ?? 0
+            let versions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM kv_history") ?? 0
+            return (keys, versions)
+        }
+    }
+
+    // MARK: - Writes
+
+    /// Writes `value` to `key`. `cas`: 0 = create only; N = only if the current version is N (throws `casMismatch`).
+    @discardableResult
+    public func put(_ key: String, value: Data, contentType: String? = nil, cas: Int? = nil, origin: WriteOrigin = .init()) async throws -> KVVersion {
+        let receipt = try await self.submit([.put(key: key, value: value, contentType: contentType, cas: cas)], origin: origin, isTransaction: false)
+        guard case .put(let version) = receipt.results.first else { preconditionFailure("put produced \(receipt.results)") }
+        return version
+    }
+
+    /// Deletes `key` (writes a tombstone version). Returns the tombstone, or nil when the key did not exist.
+    @discardableResult
+    public func delete(_ key: String, cas: Int? = nil, origin: WriteOrigin = .init()) async throws -> KVVersion? {
+        let receipt = try await self.submit([.delete(key: key, cas: cas)], origin: origin, isTransaction: false)
+        guard case .deleted(let versions) = receipt.results.first else { preconditionFailure("delete produced \(receipt.results)") }
+        return versions.first
+    }
+
+    /// Deletes every live key under `prefix`; returns the tombstones written.
+    @discardableResult
+    public func deletePrefix(_ prefix: String, origin: WriteOrigin = .init()) async throws -> [KVVersion] {
+        let receipt = try await self.submit([.deletePrefix(prefix: prefix)], origin: origin, isTransaction: false)
+        guard case .deleted(let versions) = receipt.results.first else { preconditionFailure("delete produced \(receipt.results)") }
+        return versions
+    }
+
+    /// Applies `ops` all-or-nothing: if any compare (`check`, or a `cas`) fails, nothing is written and
+    /// `txnFailed` lists every failure. At most `settings.maxTxnOps` operations; a key may be written once.
+    public func transaction(_ ops: [TxnOp], origin: WriteOrigin = .init()) async throws -> WriteReceipt {
+        try await self.submit(ops, origin: origin, isTransaction: true)
+    }
+
+    /// Writes a new version of `key` carrying the value and type of `version` (a tombstone version deletes).
+    /// History is never rewritten.
+    @discardableResult
+    public func rollback(_ key: String, to version: Int, origin: WriteOrigin = .init()) async throws -> KVVersion? {
+        let old = try await self.get(key, version: version)
+        if old.tombstone { return try await self.delete(key, origin: origin) }
+        return try await self.put(key, value: old.value, contentType: old.contentType, origin: origin)
+    }
+
+    private func submit(_ ops: [TxnOp], origin: WriteOrigin, isTransaction: Bool) async throws -> WriteReceipt {
+        try self.validate(ops)
+        return try await self.committer.submit(WriteRequest(ops: ops, origin: origin, isTransaction: isTransaction)).get()
+    }
+
+    /// Checks everything that does not need the database, so a bad request never reaches a transaction.
+    private func validate(_ ops: [TxnOp]) throws(ConfigStoreError) {
+        guard !ops.isEmpty else { throw .badRequest("the transaction has no operations") }
+        guard ops.count <= self.settings.maxTxnOps else {
+            throw .badRequest("the transaction has \(ops.count) operations; the limit is \(self.settings.maxTxnOps)")
+        }
+        var written = Set<String>()
+        for op in ops {
+            switch op {
+            case .put(let key, let value, let contentType, let cas):
+                try ConfigKey.validate(key)
+                guard value.count <= self.settings.maxValueBytes else {
+                    throw ConfigStoreError(
+                        code: .tooLarge, message: "value of '\(key)' is \(value.count) bytes; the limit is \(self.settings.maxValueBytes)")
+                }
+                if let cas, cas < 0 { throw .badRequest("cas must be 0 or a positive version, not \(cas)") }
+                try ValueValidator.validate(value, contentType: contentType)
+                guard written.insert(key).inserted else { throw .badRequest("key '\(key)' is written twice in one transaction") }
+            case .delete(let key, let cas):
+                try ConfigKey.validate(key)
+                if let cas, cas < 0 { throw .badRequest("cas must be 0 or a positive version, not \(cas)") }
+                guard written.insert(key).inserted else { throw .badRequest("key '\(key)' is written twice in one transaction") }
+            case .deletePrefix(let prefix):
+                try ConfigKey.validatePrefix(prefix)
+            case .check(let key, let version):
+                try ConfigKey.validate(key)
+                if version < 0 { throw .badRequest("check version must be 0 or positive, not \(version)") }
+            case .get(let key):
+                try ConfigKey.validate(key)
+            }
+        }
+    }
+
+    // MARK: - Compaction
+
+    /// What one compaction removed.
+    public struct CompactionReport: Sendable, Equatable {
+        /// Old versions of live keys removed by the retention rules.
+        public var versionsRemoved: Int
+        /// Deleted keys forgotten because their tombstone passed the horizon.
+        public var keysForgotten: Int
+    }
+
+    /// Applies `settings.retention` (or `retention`): drops old non-current versions and expired tombstones.
+    public func compact(retention: ConfigSettings.Retention? = nil) async throws -> CompactionReport {
+        let rules = retention ?? self.settings.retention
+        let now = self.settings._wallMillis()
+        return try await self.dbWriter.write { db in
+            var removed = 0
+            var maxRemoved: Int64 = 0
+            if rules.keepVersions != nil || rules.keepFor != nil {
+                let keep = max(1, rules.keepVersions ?? 1)
+                let cutoff = rules.keepFor.map { now - Self.millis($0) } ?? Int64.max
+                let doomed = try Int64.fetchAll(
+                    db,
+                    sql: """
+                        SELECT revision FROM (
+                            SELECT revision, applied_at, ROW_NUMBER() OVER (PARTITION BY key ORDER BY version DESC) AS rn FROM kv_history
+                        ) WHERE rn > ? AND applied_at < ? AND revision NOT IN (SELECT revision FROM kv_current)
+                        """, arguments: [keep, cutoff])
+                for revision in doomed {
+                    try db.execute(sql: "DELETE FROM kv_history WHERE revision = ?", arguments: [revision])
+                    maxRemoved = max(maxRemoved, revision)
+                }
+                removed = doomed.count
+            }
+            let horizon = now - Self.millis(rules.tombstoneHorizon)
+            let expired = try String.fetchAll(
+                db,
+                sql: "SELECT c.key FROM kv_current c JOIN kv_history h ON h.revision = c.revision WHERE h.tombstone = 1 AND h.stamp_wall < ?",
+                arguments: [horizon])
+            for key in expired {
+                if let top = try Int64.fetchOne(db, sql: "SELECT MAX(revision) FROM kv_history WHERE key = ?", arguments: [key]) {
+                    maxRemoved = max(maxRemoved, top)
+                }
+                try db.execute(sql: "DELETE FROM kv_history WHERE key = ?", arguments: [key])
+                try db.execute(sql: "DELETE FROM kv_current WHERE key = ?", arguments: [key])
+            }
+            if maxRemoved > 0 {
+                try db.execute(
+                    sql: "UPDATE kv_meta SET value = MAX(value, ?) WHERE name = 'compacted_revision'", arguments: [maxRemoved])
+            }
+            return CompactionReport(versionsRemoved: removed, keysForgotten: expired.count)
+        }
+    }
+
+    // MARK: - SQL helpers
+
+    private func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        do {
+            return try await self.dbWriter.read(body)
+        } catch let error as ConfigStoreError {
+            throw error
+        } catch {
+            throw ConfigStoreError(code: .storage, message: "reading the store failed: \(error)", cause: error)
+        }
+    }
+
+    static func millis(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+
+    static func revision(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT value FROM kv_meta WHERE name = 'revision'") ?? 0
+    }
+
+    static func current(_ db: Database, key: String) throws -> KVVersion? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT h.* FROM kv_current c JOIN kv_history h ON h.revision = c.revision WHERE c.key = ?"),
+            arguments: [key]
+        ).map(KVVersion.init(row:))
+    }
+
+    static func live(_ db: Database, prefix: String, limit: Int) throws -> [KVVersion] {
+        let (low, high) = self.range(prefix)
+        return try Row.fetchAll(
+            db,
+            sql: """
+                SELECT h.* FROM kv_current c JOIN kv_history h ON h.revision = c.revision
+                WHERE c.key >= ? AND c.key < ? AND h.tombstone = 0 ORDER BY c.key LIMIT ?
+                """,
+            arguments: [low, high, limit]
+        ).map(KVVersion.init(row:))
+    }
+
+    /// `[low, high)` covering every key that starts with `prefix`.
+    static func range(_ prefix: String) -> (String, String) {
+        (prefix, ConfigKey.upperBound(ofPrefix: prefix) ?? "\u{10FFFF}\u{10FFFF}")
+    }
+}
+
+/// Executes batches of write requests in one SQLite transaction. Kept apart from `ConfigStore` so the
+/// group-commit closure captures only Sendable pieces.
+private struct WriterBox: Sendable {
+    let dbWriter: any DatabaseWriter
+    let settings: ConfigSettings
+
+    typealias Response = Result<ConfigStore.WriteReceipt, ConfigStoreError>
+
+    func apply(_ batch: [ConfigStore.WriteRequest], clock: StampIssuer, feed: ChangeFeed) async -> [Response] {
+        let now = self.settings._wallMillis()
+        do {
+            let (responses, changes) = try await self.dbWriter.write { db -> ([Response], [Change]) in
+                var revision = try ConfigStore.revision(db)
+                var responses: [Response] = []
+                responses.reserveCapacity(batch.count)
+                var changes: [Change] = []
+                for request in batch {
+                    let startRevision = revision
+                    do {
+                        let results = try self.applyOne(request, db: db, now: now, revision: &revision, clock: clock, changes: &changes)
+                        responses.append(.success(.init(results: results, revision: revision)))
+                    } catch let error as ConfigStoreError {
+                        // Compares are checked before anything is written, so a failed request wrote nothing.
+                        precondition(revision == startRevision, "a failed request advanced the revision")
+                        responses.append(.failure(error))
+                    }
+                }
+                try db.execute(sql: "UPDATE kv_meta SET value = ? WHERE name = 'revision'", arguments: [revision])
+                return (responses, changes)
+            }
+            feed.publish(changes)
+            return responses
+        } catch {
+            self.settings.logger.error("write transaction failed", metadata: ["config.error": "\(error)"])
+            let failure = ConfigStoreError(code: .storage, message: "the write was not applied: \(error)", cause: error)
+            return Array(repeating: .failure(failure), count: batch.count)
+        }
+    }
+
+    private func applyOne(
+        _ request: ConfigStore.WriteRequest, db: Database, now: Int64, revision: inout Int64, clock: StampIssuer,
+        changes: inout [Change]
+    ) throws -> [TxnResult] {
+        // Phase 1: every compare, against the state before this request.
+        var failures: [TxnFailure] = []
+        for (index, op) in request.ops.enumerated() {
+            let expected: Int
+            switch op {
+            case .put(_, _, _, let cas?), .delete(_, let cas?): expected = cas
+            case .check(_, let version): expected = version
+            default: continue
+            }
+            let current = try ConfigStore.current(db, key: op.key)
+            let currentVersion = current.flatMap { $0.tombstone ? nil : $0.version } ?? 0
+            if currentVersion != expected {
+                failures.append(TxnFailure(index: index, key: op.key, expected: expected, current: currentVersion))
+            }
+        }
+        if let first = failures.first {
+            if request.isTransaction {
+                throw ConfigStoreError(
+                    code: .txnFailed, message: "\(failures.count) compare(s) failed; nothing was written", failures: failures)
+            }
+            let what = first.expected == 0 ? "to not exist" : "at version \(first.expected)"
+            let found = first.current == 0 ? "it does not exist" : "it is at version \(first.current)"
+            throw ConfigStoreError(
+                code: .casMismatch, message: "compare-and-set failed: expected '\(first.key)' \(what), but \(found)",
+                currentVersion: first.current)
+        }
+
+        // Phase 2: apply.
+        var results: [TxnResult] = []
+        results.reserveCapacity(request.ops.count)
+        for op in request.ops {
+            switch op {
+            case .put(let key, let value, let contentType, _):
+                let previous = try ConfigStore.current(db, key: key)
+                let version = try self.insert(
+                    db, key: key, value: value, contentType: contentType, tombstone: false, previous: previous,
+                    origin: request.origin, now: now, revision: &revision, clock: clock)
+                changes.append(version)
+                results.append(.put(version))
+            case .delete(let key, _):
+                guard let previous = try ConfigStore.current(db, key: key), !previous.tombstone else {
+                    results.append(.deleted([]))
+                    continue
+                }
+                let version = try self.insert(
+                    db, key: key, value: Data(), contentType: nil, tombstone: true, previous: previous,
+                    origin: request.origin, now: now, revision: &revision, clock: clock)
+                changes.append(version)
+                results.append(.deleted([version]))
+            case .deletePrefix(let prefix):
+                var tombstones: [KVVersion] = []
+                for previous in try ConfigStore.live(db, prefix: prefix, limit: .max) {
+                    let version = try self.insert(
+                        db, key: previous.key, value: Data(), contentType: nil, tombstone: true, previous: previous,
+                        origin: request.origin, now: now, revision: &revision, clock: clock)
+                    tombstones.append(version)
+                }
+                changes.append(contentsOf: tombstones)
+                results.append(.deleted(tombstones))
+            case .check:
+                results.append(.checked)
+            case .get(let key):
+                let current = try ConfigStore.current(db, key: key)
+                results.append(.got(current?.tombstone == true ? nil : current))
+            }
+        }
+        return results
+    }
+
+    private func insert(
+        _ db: Database, key: String, value: Data, contentType: String?, tombstone: Bool, previous: KVVersion?,
+        origin: WriteOrigin, now: Int64, revision: inout Int64, clock: StampIssuer
+    ) throws -> KVVersion {
+        revision += 1
+        let stamp = clock.tick(physicalMillis: now)
+        let version = KVVersion(
+            key: key, value: value, contentType: contentType, version: (previous?.version ?? 0) + 1, revision: revision,
+            stamp: stamp, parent: previous?.stamp, author: origin.author, client: origin.client, tombstone: tombstone,
+            appliedAt: now)
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO kv_history (revision, key, version, value, content_type, stamp_wall, stamp_counter, stamp_node,
+                    parent_wall, parent_counter, parent_node, author, client, tombstone, conflict, applied_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+                """)
+        try insert.execute(arguments: [
+            revision, key, version.version, tombstone ? nil : value, contentType, stamp.wall, Int64(stamp.counter), stamp.node,
+            previous?.stamp.wall, previous.map { Int64($0.stamp.counter) }, previous?.stamp.node, origin.author, origin.client,
+            tombstone, now,
+        ])
+        let current = try db.cachedStatement(
+            sql: "INSERT INTO kv_current (key, revision) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET revision = excluded.revision")
+        try current.execute(arguments: [key, revision])
+        return version
+    }
+}

@@ -1,0 +1,46 @@
+import GRDB
+
+/// Named, append-only schema migrations. Never edit a migration once released: add a new one.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-kv") { db in
+            // Every version of every key, in the order this node applied them.
+            try db.execute(
+                sql: """
+                    CREATE TABLE kv_history (
+                        revision INTEGER PRIMARY KEY,
+                        key TEXT NOT NULL,
+                        version INTEGER NOT NULL,
+                        value BLOB,
+                        content_type TEXT,
+                        stamp_wall INTEGER NOT NULL,
+                        stamp_counter INTEGER NOT NULL,
+                        stamp_node TEXT NOT NULL,
+                        parent_wall INTEGER,
+                        parent_counter INTEGER,
+                        parent_node TEXT,
+                        author TEXT,
+                        client TEXT,
+                        tombstone BOOLEAN NOT NULL DEFAULT 0,
+                        conflict BOOLEAN NOT NULL DEFAULT 0,
+                        applied_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX kv_history_key_version ON kv_history(key, version);
+                    CREATE INDEX kv_history_applied ON kv_history(applied_at);
+                    -- The current version of each key (live or tombstone).
+                    CREATE TABLE kv_current (
+                        key TEXT PRIMARY KEY,
+                        revision INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    -- Node-local counters: revision, compacted_revision.
+                    CREATE TABLE kv_meta (
+                        name TEXT PRIMARY KEY,
+                        value INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    INSERT INTO kv_meta(name, value) VALUES ('revision', 0), ('compacted_revision', 0);
+                    """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,116 @@
+import ConfigCenter
+import Foundation
+import HTTPTypes
+import Logging
+import Hummingbird
+import NIOCore
+
+/// An error answered by the HTTP layer itself (bad query flags, wrong method, unsupported media type, …).
+/// Every error the API returns has the body `{"error": {"code": "...", "message": "..."}}`.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    /// Extra fields merged into the `error` object (e.g. `current_version`).
+    public var details: [String: JSONValue]
+    /// Extra response headers (e.g. `Allow` for 405).
+    public var headers: HTTPFields
+
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String, details: [String: JSONValue] = [:], headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var error: [String: JSONValue] = ["code": .string(self.code), "message": .string(self.message)]
+        error.merge(self.details) { _, new in new }
+        var response = try JSONBody.response(JSONValue.object(["error": .object(error)]), status: self.status)
+        response.headers.append(contentsOf: self.headers)
+        return response
+    }
+
+    static func badRequest(_ message: String, code: String = "bad_request") -> APIError {
+        APIError(.badRequest, code: code, message)
+    }
+}
+
+extension ConfigStoreError {
+    /// The API form of a store error: the status it maps to and its JSON details.
+    var apiError: APIError {
+        switch self.code {
+        case .badKey: return APIError(.badRequest, code: "\(self.code)", self.message)
+        case .badValue: return APIError(.badRequest, code: "\(self.code)", self.message)
+        case .badRequest: return APIError(.badRequest, code: "\(self.code)", self.message)
+        case .notFound: return APIError(.notFound, code: "\(self.code)", self.message)
+        case .casMismatch:
+            return APIError(.conflict, code: "\(self.code)", self.message, details: ["current_version": .int(self.currentVersion ?? 0)])
+        case .txnFailed:
+            let failures = self.failures.map {
+                JSONValue.object([
+                    "index": .int($0.index), "key": .string($0.key), "expected": .int($0.expected), "current": .int($0.current),
+                ])
+            }
+            return APIError(.conflict, code: "\(self.code)", self.message, details: ["failures": .array(failures)])
+        case .tooLarge: return APIError(.contentTooLarge, code: "\(self.code)", self.message)
+        default: return APIError(.internalServerError, code: "\(self.code)", self.message)
+        }
+    }
+}
+
+/// Turns every error into the API's JSON error shape, so no handler or router error escapes as plain text.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch let error as ConfigStoreError {
+            return try error.apiError.response(from: request, context: context)
+        } catch let error as HTTPError {
+            let code: String
+            let message: String
+            switch error.status {
+            case .notFound:
+                code = "no_route"
+                message = "no such endpoint: \(request.method) \(request.uri.path) (see docs/api.md)"
+            case .contentTooLarge:
+                code = "body_too_large"
+                message = error.body ?? "request body is too large"
+            default:
+                code = "http_\(error.status.code)"
+                message = error.body ?? error.status.reasonPhrase
+            }
+            return try APIError(error.status, code: code, message).response(from: request, context: context)
+        } catch is NIOTooManyBytesError {
+            return try APIError(.contentTooLarge, code: "body_too_large", "request body is too large").response(from: request, context: context)
+        } catch let error as DecodingError {
+            return try APIError.badRequest("request body is not valid JSON for this endpoint: \(DecodingErrorText.describe(error))", code: "bad_json")
+                .response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["http.error": "\(error)"])
+            return try APIError(.internalServerError, code: "internal", "internal error: \(error)").response(from: request, context: context)
+        }
+    }
+}
+
+/// Short, human descriptions of `DecodingError`s (Foundation's are verbose).
+enum DecodingErrorText {
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return path.isEmpty ? "" : " at \(path)"
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing field '\(key.stringValue)'\(path(context))"
+        case .typeMismatch(let type, let context): return "expected \(type)\(path(context))"
+        case .valueNotFound(let type, let context): return "expected \(type)\(path(context)), found null"
+        case .dataCorrupted(let context):
+            let underlying = (context.underlyingError as? NSError)?.userInfo["NSDebugDescription"] as? String
+            return (underlying ?? context.debugDescription) + path(context)
+        @unknown default: return "\(error)"
+        }
+    }
+}

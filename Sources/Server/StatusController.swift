@@ -1,0 +1,73 @@
+import ConfigCenter
+import Foundation
+import Hummingbird
+
+/// `GET /v1/status`, `GET /health` and `POST /v1/admin/compact`.
+struct StatusController: Sendable {
+    let store: ConfigStore
+    let settings: ServerSettings
+    let started: ContinuousClock.Instant
+    let startedWall: Date
+
+    struct StatusDTO: Encodable {
+        var node: String
+        var version: String
+        var revision: Int64
+        var keys: Int
+        var versions: Int
+        var watchers: Int
+        var started_at: String
+        var uptime_seconds: Double
+    }
+
+    struct HealthDTO: Encodable {
+        var status: String
+        var node: String
+        var checks: [String: String]
+    }
+
+    struct CompactDTO: Encodable {
+        var versions_removed: Int
+        var keys_forgotten: Int
+    }
+
+    func addRoutes(to router: Router<AgentRequestContext>) {
+        router.get("/v1/status", use: self.status)
+        router.get("/health", use: self.health)
+        router.post("/v1/admin/compact", use: self.compact)
+    }
+
+    @Sendable func status(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "GET /v1/status")
+        let counts = try await self.store.counts()
+        let uptime = ContinuousClock.now - self.started
+        return try JSONBody.response(
+            StatusDTO(
+                node: self.settings.nodeName, version: self.settings.version, revision: try await self.store.revision(),
+                keys: counts.keys, versions: counts.versions, watchers: self.store.feed.subscriberCount,
+                started_at: Timestamps.iso8601(millis: Int64(self.startedWall.timeIntervalSince1970 * 1000)),
+                uptime_seconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18))
+    }
+
+    @Sendable func health(request: Request, context: AgentRequestContext) async throws -> Response {
+        do {
+            _ = try await self.store.revision()
+            return try JSONBody.response(HealthDTO(status: "ok", node: self.settings.nodeName, checks: ["store": "ok"]))
+        } catch {
+            return try JSONBody.response(
+                HealthDTO(status: "failing", node: self.settings.nodeName, checks: ["store": "\(error)"]), status: .serviceUnavailable)
+        }
+    }
+
+    @Sendable func compact(request: Request, context: AgentRequestContext) async throws -> Response {
+        let flags = try QueryFlags(request, allowed: ["keep_versions", "keep_for"], endpoint: "POST /v1/admin/compact")
+        var retention = self.store.settings.retention
+        if let keep = try flags.int("keep_versions", min: 1) { retention.keepVersions = keep }
+        if let text = flags["keep_for"] {
+            guard let duration = DurationText.parse(text) else { throw APIError.badRequest("keep_for must be a duration like 7d or 12h, not '\(text)'") }
+            retention.keepFor = duration
+        }
+        let report = try await self.store.compact(retention: retention)
+        return try JSONBody.response(CompactDTO(versions_removed: report.versionsRemoved, keys_forgotten: report.keysForgotten))
+    }
+}

@@ -1,0 +1,57 @@
+import Agent
+import ArgumentParser
+import Client
+import Foundation
+
+/// `gossamer`: one binary for the agent, the load balancer and the client commands.
+struct Gossamer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gossamer",
+        abstract: "Config center and service discovery for microservices.",
+        discussion: """
+            Run an agent with `gossamer agent`, then read and write configuration with `gossamer kv`.
+            Client commands talk to the agent at --addr (default http://127.0.0.1:7700, or $GOSSAMER_ADDR).
+            Exit codes: 0 success, 1 error, 2 usage error.
+            """,
+        version: gossamerVersion,
+        subcommands: [AgentCommand.self, KVCommand.self, StatusCommand.self]
+    )
+}
+
+/// A failure of a command at run time: printed as `error: …`, exit code 1.
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+@main
+enum Main {
+    static func main() async {
+        let command: any ParsableCommand
+        do {
+            command = try Gossamer.parseAsRoot()
+        } catch {
+            let code = Gossamer.exitCode(for: error)
+            if code == .success {
+                print(Gossamer.fullMessage(for: error))
+                exit(0)
+            }
+            FileHandle.standardError.write(Data((Gossamer.fullMessage(for: error) + "\n").utf8))
+            exit(2)
+        }
+        do {
+            var command = command
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit(0)
+        } catch let error as ExitCode {
+            exit(error.rawValue)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import Testing
+@Test func test_placeholder_builds() { #expect(Bool(true)) }
