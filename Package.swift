@@ -39,21 +39,6 @@ let package = Package(
 
         // MARK: - Domain modules
         .target(
-            name: "GossipCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict
-        ),
-        .target(
-            name: "Gossip",
-            dependencies: [
-                "GossipCore",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strict
-        ),
-        .target(
             name: "ConfigCenter",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -99,6 +84,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -135,16 +121,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // MARK: - Test support and tests
-        .target(
-            name: "TestSupport",
-            dependencies: ["GossipCore"],
-            path: "Tests/TestSupport",
+        // MARK: - Benchmarks
+        .executableTarget(
+            name: "PickerBench",
+            dependencies: ["LoadBalancer"],
+            path: "Benchmarks/PickerBench",
             swiftSettings: strict
         ),
+
+        // MARK: - Test support and tests
         .testTarget(
             name: "ConfigCenterTests",
-            dependencies: ["ConfigCenter", "TestSupport"],
+            dependencies: ["ConfigCenter"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -157,12 +145,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent"],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "GossipCoreTests",
-            dependencies: ["GossipCore", "TestSupport"],
+            dependencies: ["Agent", "ConfigCenter", "Server"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -172,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProcessTests",
-            dependencies: ["TestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["Client", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
     ]

@@ -123,13 +123,17 @@ func cell(_ value: Double) -> String {
     return String(repeating: " ", count: max(0, 9 - text.count)) + text
 }
 
+func header(_ text: String) -> String {
+    String(repeating: " ", count: max(0, 9 - text.count)) + text
+}
+
 func pad(_ text: String, _ width: Int) -> String {
     text + String(repeating: " ", count: max(0, width - text.count))
 }
 
-let nameWidth = 47
+let nameWidth = 52
 print("PickerBench — ns per pick (best of \(rounds) × \(picksPerRound) picks)")
-print(pad("strategy", nameWidth) + sizes.map { cell(Double($0)).replacingSpaces(prefix: "N=") }.joined())
+print(pad("strategy", nameWidth) + sizes.map { header("N=\($0)") }.joined())
 print(String(repeating: "-", count: nameWidth + 9 * sizes.count))
 for benchCase in cases {
     print(pad(benchCase.name, nameWidth) + sizes.map { cell(strategyNanoseconds(benchCase, count: $0)) }.joined())
@@ -151,12 +155,3 @@ for _ in 0..<10 {
 print(String(repeating: "-", count: nameWidth + 9 * sizes.count))
 print(pad("ring rebuild, N = 1,000 × 160 vnodes (ms)", nameWidth) + cell(rebuildBest / 1e6))
 print("(checksum \(checksum))")
-
-extension String {
-    /// Right-aligned header cell: "N=" then the number, in the same 9 columns.
-    func replacingSpaces(prefix: String) -> String {
-        let trimmed = String(self.drop { $0 == " " })
-        let label = prefix + trimmed
-        return String(repeating: " ", count: max(0, 9 - label.count)) + label
-    }
-}

@@ -49,7 +49,7 @@ struct CompactionService: Service {
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await Task.sleep(for: self.every)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.every) }
             } catch {
                 return
             }

@@ -50,6 +50,11 @@ public final class ConfigStore: Sendable {
         try self.init(dbWriter: pool, settings: settings)
     }
 
+    /// An in-memory store (tests, previews): same SQL, same migrations, nothing on disk.
+    public static func inMemory(settings: ConfigSettings = ConfigSettings()) throws -> ConfigStore {
+        try ConfigStore(dbWriter: DatabaseQueue(), settings: settings)
+    }
+
     /// Opens a store on any GRDB writer (tests pass `DatabaseQueue()` for an in-memory database).
     public init(dbWriter: any DatabaseWriter, settings: ConfigSettings) throws {
         self.settings = settings

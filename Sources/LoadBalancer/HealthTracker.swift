@@ -192,4 +192,20 @@ public struct HealthPlan: Hashable, Sendable {
     public var ejected: [String]
     /// When the plan changes by itself (an ejection ends or a ramp should step); `nil` when it will not.
     public var nextReview: ContinuousClock.Instant?
+
+    /// Creates a plan (tests and callers that decide membership themselves).
+    public init(
+        endpoints: [Endpoint],
+        weightFactors: [Double],
+        isPanicking: Bool = false,
+        ejected: [String] = [],
+        nextReview: ContinuousClock.Instant? = nil
+    ) {
+        precondition(endpoints.count == weightFactors.count, "one weight factor per endpoint")
+        self.endpoints = endpoints
+        self.weightFactors = weightFactors
+        self.isPanicking = isPanicking
+        self.ejected = ejected
+        self.nextReview = nextReview
+    }
 }

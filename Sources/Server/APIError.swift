@@ -4,6 +4,7 @@ import HTTPTypes
 import Logging
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 /// An error answered by the HTTP layer itself (bad query flags, wrong method, unsupported media type, …).
 /// Every error the API returns has the body `{"error": {"code": "...", "message": "..."}}`.
@@ -84,6 +85,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 message = error.body ?? error.status.reasonPhrase
             }
             return try APIError(error.status, code: code, message).response(from: request, context: context)
+        } catch let error as HTTPParserError {
+            return try APIError.badRequest("malformed HTTP request: \(error)", code: "bad_http").response(from: request, context: context)
         } catch is NIOTooManyBytesError {
             return try APIError(.contentTooLarge, code: "body_too_large", "request body is too large").response(from: request, context: context)
         } catch let error as DecodingError {

@@ -49,9 +49,25 @@ enum Main {
             exit(0)
         } catch let error as ExitCode {
             exit(error.rawValue)
-        } catch {
+        } catch let error as CLIFailure {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             exit(1)
+        } catch let error as ClientError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            exit(1)
+        } catch {
+            // Errors of the argument parser raised while running (e.g. help for a command group).
+            switch Gossamer.exitCode(for: error) {
+            case .success:
+                print(Gossamer.fullMessage(for: error))
+                exit(0)
+            case .validationFailure:
+                FileHandle.standardError.write(Data((Gossamer.fullMessage(for: error) + "\n").utf8))
+                exit(2)
+            default:
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                exit(1)
+            }
         }
     }
 }

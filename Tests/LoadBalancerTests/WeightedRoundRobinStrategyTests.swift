@@ -57,7 +57,7 @@ import Testing
         #expect(picks == expected)
     }
 
-    @Test(arguments: [UInt64(17), 18, 19, 20, 21, 22])
+    @Test(arguments: Array(UInt64(100)..<UInt64(160)))
     func test_smoothWeighted_randomStart_matchesNginxReferenceFromTheSameStart(seed: UInt64) {
         // Given: few endpoints and small weights, so ties at the top and bottom of a weight class are common.
         var rng = SplitMix64(seed: seed)
