@@ -1,0 +1,38 @@
+# Gossamer: the two set-up commands are `make run` and `make test` (see README.md).
+SWIFT ?= swift
+CONFIG ?= debug
+NODE ?= local
+HTTP ?= 127.0.0.1:7700
+DATA ?= ./data
+
+BUILD_DEBS := pkg-config libsqlite3-dev libhiredis-dev libcurl4-openssl-dev
+TEST_DEBS := $(BUILD_DEBS) redis-server
+
+.PHONY: run test build deps bench-kv bench-picker clean help
+
+help:
+	@echo "make run    build and run one agent on $(HTTP) with data in $(DATA)"
+	@echo "make test   install what the tests need and run the whole test suite"
+	@echo "make bench-kv / bench-picker   benchmarks (see bench/README.md)"
+
+deps:
+	@scripts/install-debs.sh $(BUILD_DEBS)
+
+build: deps
+	$(SWIFT) build -c $(CONFIG) --product gossamer
+
+run: build
+	$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/gossamer agent --node-name $(NODE) --data-dir $(DATA) --http $(HTTP)
+
+test:
+	@scripts/install-debs.sh $(TEST_DEBS)
+	scripts/test.sh
+
+bench-kv:
+	bash bench/kv.sh
+
+bench-picker: deps
+	$(SWIFT) run -c release PickerBench
+
+clean:
+	rm -rf .build .build-release
