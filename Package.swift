@@ -39,6 +39,21 @@ let package = Package(
 
         // MARK: - Domain modules
         .target(
+            name: "GossipCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Gossip",
+            dependencies: [
+                "GossipCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "ConfigCenter",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -130,6 +145,12 @@ let package = Package(
         ),
 
         // MARK: - Test support and tests
+        .target(
+            name: "TestSupport",
+            dependencies: ["GossipCore"],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ConfigCenterTests",
             dependencies: ["ConfigCenter"],
@@ -146,6 +167,11 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: ["Agent", "ConfigCenter", "Server"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GossipCoreTests",
+            dependencies: ["GossipCore", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -10,8 +10,8 @@ public enum ConfigKey {
     /// Throws `ConfigStoreError.badKey` naming the problem when `key` is not a valid key.
     public static func validate(_ key: String) throws(ConfigStoreError) {
         guard !key.isEmpty else { throw .badKey("the key is empty") }
-        try self.checkCommon(key)
         guard !key.hasSuffix("/") else { throw .badKey("key '\(key)' ends with '/': only prefixes may (use ?recurse)") }
+        try self.checkCommon(key)
     }
 
     /// Throws `ConfigStoreError.badKey` when `prefix` is not a valid prefix. The empty prefix means every key.

@@ -17,9 +17,10 @@ struct ByteWriter {
     }
 
     mutating func write(_ value: UInt32) {
-        for shift in stride(from: 24, through: 0, by: -8) {
-            self.bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift)))
-        }
+        self.bytes.append(UInt8(truncatingIfNeeded: value >> 24))
+        self.bytes.append(UInt8(truncatingIfNeeded: value >> 16))
+        self.bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        self.bytes.append(UInt8(truncatingIfNeeded: value))
     }
 
     /// Unsigned LEB128.

@@ -130,6 +130,12 @@ extension SWIM {
             _ bytes: some Collection<UInt8>,
             maxSize: Int = Int.max
         ) throws(DecodeError) -> Packet {
+            guard bytes.count <= maxSize else { throw .tooLarge }
+            return try self.decode(Array(bytes), maxSize: maxSize)
+        }
+
+        /// Decodes a datagram of at most `maxSize` bytes. Never traps.
+        public static func decode(_ bytes: [UInt8], maxSize: Int = Int.max) throws(DecodeError) -> Packet {
             let packet = try self.decodeAny(bytes, maxSize: maxSize)
             for message in packet.messages {
                 if case .pushPull = message { throw .unexpectedMessage }
@@ -143,6 +149,12 @@ extension SWIM {
             _ bytes: some Collection<UInt8>,
             maxSize: Int = Int.max
         ) throws(DecodeError) -> Message {
+            guard bytes.count <= maxSize else { throw .tooLarge }
+            return try self.decodeStream(Array(bytes), maxSize: maxSize)
+        }
+
+        /// Decodes a stream message (see the generic overload). Never traps.
+        public static func decodeStream(_ bytes: [UInt8], maxSize: Int = Int.max) throws(DecodeError) -> Message {
             let packet = try self.decodeAny(bytes, maxSize: maxSize)
             guard packet.messages.count == 1, let message = packet.messages.first else { throw .unexpectedMessage }
             switch message {
@@ -151,9 +163,8 @@ extension SWIM {
             }
         }
 
-        static func decodeAny(_ input: some Collection<UInt8>, maxSize: Int) throws(DecodeError) -> Packet {
-            guard input.count <= maxSize else { throw .tooLarge }
-            let bytes = input as? [UInt8] ?? Array(input)
+        static func decodeAny(_ bytes: [UInt8], maxSize: Int) throws(DecodeError) -> Packet {
+            guard bytes.count <= maxSize else { throw .tooLarge }
             guard bytes.count >= self.headerSize else { throw .truncated }
             guard bytes[0] == self.magic[0], bytes[1] == self.magic[1] else { throw .badMagic }
             guard bytes[2] == self.version else { throw .unsupportedVersion(bytes[2]) }

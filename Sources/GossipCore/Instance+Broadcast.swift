@@ -77,10 +77,10 @@ extension SWIM.Instance {
         self.myself.incarnation &+= 1
         self.myself.status = .left
         let left = SWIM.Message.dead(.init(incarnation: self.myself.incarnation, name: self.myself.name, from: self.myself.name))
-        self.enqueue(left, key: self.myself.name)
         for target in self.randomMembers(self.settings.gossipNodes, using: &rng, where: { $0.member.status.isLive }) {
             self.send([left], to: target.member.address, into: &directives)
         }
+        self.enqueue(left, key: self.myself.name)
         self.probes.removeAll()
         return directives
     }

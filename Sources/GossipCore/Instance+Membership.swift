@@ -70,14 +70,16 @@ extension SWIM.Instance {
 
     // MARK: - Suspect
 
+    /// Most suspects waiting to be probed ahead of the round-robin order.
+    static let maxSuspectsToProbe = 4
+
     mutating func applySuspect(
         _ suspect: SWIM.Message.Suspect,
         now: SWIM.Instant,
         into directives: inout [SWIM.Directive]
     ) {
         if suspect.name == self.myself.name {
-            guard !self.hasLeft, suspect.incarnation >= self.myself.incarnation else { return }
-            self.refute(atLeast: suspect.incarnation, healthPenalty: true)
+            self.refuteClaim(about: suspect.incarnation)
             return
         }
         guard let slot = self.slotByName[suspect.name], let record = self.slots[slot],
@@ -106,6 +108,11 @@ extension SWIM.Instance {
                 clusterSize: self.clusterSize, settings: self.settings
             )
             self.suspicions[suspect.name] = suspicion
+            if suspect.from != self.myself.name && self.suspectsToProbe.count < Self.maxSuspectsToProbe {
+                // Check for ourselves soon: the buddy ping lets a live suspect refute to us directly,
+                // and a failed probe of a dead one confirms the suspicion.
+                self.suspectsToProbe.append(suspect.name)
+            }
             self.counters.suspicionsRaised += 1
             self.enqueue(.suspect(suspect), key: suspect.name)
             if let member = self.slots[slot]?.member { directives.append(.membership(.suspected(member))) }
@@ -132,8 +139,7 @@ extension SWIM.Instance {
 
     mutating func applyDead(_ dead: SWIM.Message.Dead, now: SWIM.Instant, into directives: inout [SWIM.Directive]) {
         if dead.name == self.myself.name {
-            guard !self.hasLeft, dead.incarnation >= self.myself.incarnation else { return }
-            self.refute(atLeast: dead.incarnation, healthPenalty: true)
+            self.refuteClaim(about: dead.incarnation)
             return
         }
         guard let slot = self.slotByName[dead.name], let record = self.slots[slot],
@@ -155,6 +161,18 @@ extension SWIM.Instance {
     }
 
     // MARK: - Refutation
+
+    /// Someone suspects us or declares us dead at `incarnation`. At or above our incarnation: refute.
+    /// Below it: the claimant missed our earlier refutation, so queue our current alive again (no
+    /// bump) for the next packets — above all the ack to a buddy-system ping.
+    mutating func refuteClaim(about incarnation: SWIM.Incarnation) {
+        guard !self.hasLeft else { return }
+        if incarnation >= self.myself.incarnation {
+            self.refute(atLeast: incarnation, healthPenalty: true)
+        } else {
+            self.enqueue(.alive(self.aliveMessage), key: self.myself.name)
+        }
+    }
 
     /// Raises our incarnation above `incarnation` and gossips that we are alive. A refuted
     /// suspicion or death claim also costs local health (Lifeguard: we may be the slow one).

@@ -80,6 +80,10 @@ extension SWIM.Instance {
         using rng: inout some RandomNumberGenerator,
         into directives: inout [SWIM.Directive]
     ) -> Int? {
+        while !self.suspectsToProbe.isEmpty {
+            let name = self.suspectsToProbe.removeFirst()
+            if let slot = self.slotByName[name], self.slots[slot]?.member.status == .suspect { return slot }
+        }
         var examined = 0
         var reset = false
         while true {
@@ -115,7 +119,9 @@ extension SWIM.Instance {
     private mutating func concludeAbandonedProbes(now: SWIM.Instant, into directives: inout [SWIM.Directive]) {
         guard !self.probes.isEmpty else { return }
         let grace = self.settings.probeInterval.scaled(by: 2)
-        for (seq, probe) in self.probes where probe.deadlinePassed && probe.deadline + grace < now {
+        // Sorted: dictionary order differs between processes and directives must not.
+        let abandoned = self.probes.filter { $0.value.deadlinePassed && $0.value.deadline + grace < now }.keys.sorted()
+        for seq in abandoned {
             self.concludeFailedProbe(seq: seq, now: now, into: &directives)
         }
     }

@@ -40,6 +40,8 @@ extension SWIM {
         /// Round-robin order over slots, reshuffled every pass.
         var probeOrder: [Int] = []
         var probeIndex = 0
+        /// Suspects learned from others, probed ahead of the round-robin order (bounded).
+        var suspectsToProbe: [String] = []
         var probes: [UInt32: Probe] = [:]
         var relays: [UInt32: Relay] = [:]
         var nextSeq: UInt32 = 0

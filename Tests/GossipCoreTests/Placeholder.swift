@@ -1,2 +1,0 @@
-import Testing
-@Test func test_placeholder_builds() { #expect(Bool(true)) }
