@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         // MARK: - C libraries
@@ -49,6 +50,7 @@ let package = Package(
                 "GossipCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -108,9 +110,10 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "ConfigCenter", "Server",
+                "ConfigCenter", "Server", "Gossip", "GossipCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -129,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "gossamer",
             dependencies: [
-                "Agent", "Client",
+                "Agent", "Client", "Gossip",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -166,7 +169,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "ConfigCenter", "Server"],
+            dependencies: ["Agent", "ConfigCenter", "Server", "Gossip"],
             swiftSettings: strict
         ),
         .testTarget(

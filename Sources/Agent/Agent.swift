@@ -1,43 +1,179 @@
 import ConfigCenter
 import Foundation
+import Gossip
+import GossipCore
 import Hummingbird
 import Logging
 import NIOCore
 import Server
 import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
 /// Version of this build, reported by `/v1/status` and `gossamer --version`.
 public let gossamerVersion = "0.1.0"
 
-/// Builds a runnable agent: the store, the HTTP API and the background services, under one service group.
-///
-/// `onReady` is called with the bound HTTP address once the server listens (port 0 picks a free one).
-public func buildAgent(
-    settings: AgentSettings, logger: Logger, onReady: @escaping @Sendable (String) async -> Void = { _ in }
-) async throws -> some ApplicationProtocol {
-    var config = settings.config
-    config.logger = logger
-    let store: ConfigStore
-    do {
-        store = try ConfigStore(directory: URL(fileURLWithPath: settings.dataDir), settings: config)
-    } catch {
-        throw AgentSettingsError("cannot open the store in '\(settings.dataDir)': \(error); check the directory is writable (--data-dir)")
+/// A runnable agent: the store, the HTTP API, gossip and the background services under one service group.
+public final class AgentRuntime: Sendable {
+    public let settings: AgentSettings
+    public let store: ConfigStore
+    /// The gossip node (nil without a `gossip` address).
+    public let gossip: GossipNode?
+    private let logger: Logger
+    private let onReady: @Sendable (_ http: String, _ gossip: String?) async -> Void
+    private let group = Mutex<ServiceGroup?>(nil)
+
+    /// Opens the store and prepares the services. `onReady` gets the HTTP (and gossip) address once they listen.
+    public init(settings: AgentSettings, logger: Logger, onReady: @escaping @Sendable (_ http: String, _ gossip: String?) async -> Void = { _, _ in }) throws {
+        var config = settings.config
+        config.logger = logger
+        do {
+            self.store = try ConfigStore(directory: URL(fileURLWithPath: settings.dataDir), settings: config)
+        } catch {
+            throw AgentSettingsError("cannot open the store in '\(settings.dataDir)': \(error); check the directory is writable (--data-dir)")
+        }
+        if var gossip = settings.gossip {
+            gossip.logger = logger
+            if let keyring = gossip.keyring {
+                gossip.tags["keys"] = keyring.fingerprints.joined(separator: ",")
+                gossip.tags["primary-key"] = keyring.primaryFingerprint
+            }
+            do {
+                self.gossip = try GossipNode(settings: gossip)
+            } catch {
+                throw AgentSettingsError("gossip: \(error)")
+            }
+        } else {
+            self.gossip = nil
+        }
+        self.settings = settings
+        self.logger = logger
+        self.onReady = onReady
     }
-    var server = settings.server
-    server.version = gossamerVersion
-    server.logger = logger
-    let router = buildRouter(store: store, settings: server)
-    let compaction = CompactionService(store: store, every: settings.compactEvery, logger: logger)
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "gossamer/\(gossamerVersion)"),
-        services: [compaction],
-        onServerRunning: { channel in
-            let address = channel.localAddress.map { "http://\($0.ipAddress ?? settings.httpHost):\($0.port ?? settings.httpPort)" }
-            await onReady(address ?? "http://\(settings.httpHost):\(settings.httpPort)")
-        },
-        logger: logger
-    )
+
+    /// Runs until SIGINT/SIGTERM or `gossamer leave`; shuts every service down gracefully.
+    public func run() async throws {
+        var server = self.settings.server
+        server.version = gossamerVersion
+        server.logger = self.logger
+        let cluster = self.gossip.map { GossipClusterView(node: $0, runtime: self) }
+        let router = buildRouter(store: self.store, settings: server, cluster: cluster)
+        let settings = self.settings
+        let gossip = self.gossip
+        let onReady = self.onReady
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "gossamer/\(gossamerVersion)"),
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "http://\($0.ipAddress ?? settings.httpHost):\($0.port ?? settings.httpPort)" }
+                    ?? "http://\(settings.httpHost):\(settings.httpPort)"
+                if let gossip {
+                    // Advertise the HTTP API so load balancers and tools can reach every agent.
+                    var tags = gossip.settings.tags
+                    tags["http"] = String(address.dropFirst("http://".count))
+                    if let keyring = gossip.keyring {
+                        tags["keys"] = keyring.fingerprints.joined(separator: ",")
+                        tags["primary-key"] = keyring.primaryFingerprint
+                    }
+                    _ = await gossip.updateTags(tags)
+                }
+                await onReady(address, gossip?.snapshot.address?.description)
+            },
+            logger: self.logger
+        )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: app),
+            .init(service: CompactionService(store: self.store, every: settings.compactEvery, logger: self.logger)),
+        ]
+        // Services stop in reverse order: gossip leaves the cluster first, the HTTP API stops last.
+        if let gossip { services.append(.init(service: GossipService(node: gossip), successTerminationBehavior: .gracefullyShutdownGroup)) }
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
+        self.group.withLock { $0 = group }
+        try await group.run()
+    }
+
+    /// Starts a graceful shutdown of every service.
+    public func stop() async {
+        await self.group.withLock { $0 }?.triggerGracefulShutdown()
+    }
+}
+
+/// Runs a gossip node as a service: on graceful shutdown it leaves the cluster and flushes the leave.
+struct GossipService: Service {
+    let node: GossipNode
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await self.node.run()
+        } onGracefulShutdown: {
+            self.node.leave()
+        }
+    }
+}
+
+/// Adapts the gossip node to the HTTP layer's `ClusterView`.
+struct GossipClusterView: ClusterView {
+    let node: GossipNode
+    let runtime: AgentRuntime
+
+    func members() -> [MemberInfo] {
+        let snapshot = self.node.snapshot
+        return snapshot.members.map { member in
+            MemberInfo(
+                name: member.name, address: member.address.description, status: member.status.description, incarnation: member.incarnation,
+                tags: member.metadata, health: member.name == self.node.settings.name ? snapshot.localHealth : nil)
+        }
+    }
+
+    func gossipStatus() -> [String: JSONValue] {
+        let snapshot = self.node.snapshot
+        let metrics = snapshot.metrics
+        let shell = snapshot.shell
+        let counts = Dictionary(grouping: snapshot.members, by: { $0.status.description }).mapValues { JSONValue.int($0.count) }
+        return [
+            "address": .string(snapshot.address?.description ?? ""),
+            "members": .object(counts),
+            "local_health": .int(snapshot.localHealth),
+            "queue_depth": .int(snapshot.queueDepth),
+            "encrypted": .bool(self.node.keyring != nil),
+            "probes_sent": .int(metrics.probesSent), "probes_failed": .int(metrics.probesFailed),
+            "indirect_probes": .int(metrics.indirectProbesSent), "suspicions_raised": .int(metrics.suspicionsRaised),
+            "suspicions_refuted": .int(metrics.suspicionsRefuted), "deaths": .int(metrics.deaths),
+            "malformed_packets": .int(metrics.malformedPackets), "queue_drops": .int(metrics.broadcastQueueDrops),
+            "datagrams_in": .int(shell.datagramsIn), "datagrams_out": .int(shell.datagramsOut),
+            "bytes_in": .int(shell.bytesIn), "bytes_out": .int(shell.bytesOut), "decrypt_failures": .int(shell.decryptFailures),
+            "push_pulls": .int(metrics.pushPullsStarted),
+        ]
+    }
+
+    func leaveAndStop() async {
+        self.node.leave()
+        let deadline = ContinuousClock.now + self.node.settings.leaveFlush + .seconds(3)
+        while self.node.snapshot.running && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        // Graceful shutdown lets this in-flight request finish, so the caller still gets its answer.
+        await self.runtime.stop()
+    }
+
+    func changeKeyring(operation: String, key: String) async throws {
+        let op: KeyringChange.Operation
+        switch operation {
+        case "install": op = .install
+        case "use": op = .use
+        default: op = .remove
+        }
+        do {
+            try await self.node.changeKeyring(KeyringChange(operation: op, key: key))
+        } catch {
+            throw APIError(error.code == .notEncrypted ? .conflict : .badRequest, code: "\(error.code)", error.message)
+        }
+        if let keyring = self.node.keyring {
+            var tags = self.node.snapshot.members.first { $0.name == self.node.settings.name }?.metadata ?? [:]
+            tags["keys"] = keyring.fingerprints.joined(separator: ",")
+            tags["primary-key"] = keyring.primaryFingerprint
+            _ = await self.node.updateTags(tags)
+        }
+    }
 }
 
 /// Applies history retention periodically.

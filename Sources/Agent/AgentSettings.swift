@@ -1,5 +1,7 @@
 import ConfigCenter
 import Foundation
+import Gossip
+import GossipCore
 import Logging
 import Server
 
@@ -16,6 +18,8 @@ public struct AgentSettings: Sendable {
     public var logLevel: Logger.Level = .info
     /// How often history retention runs. Default 10 min.
     public var compactEvery: Duration = .seconds(600)
+    /// Gossip settings; nil when no `gossip` address is set (a single agent without a cluster).
+    public var gossip: GossipSettings? = nil
     /// The config store's settings.
     public var config = ConfigSettings()
     /// The HTTP layer's settings.
@@ -36,6 +40,12 @@ public struct AgentSettings: Sendable {
         ("retention.keep_for", "keep versions younger than this, e.g. 30d (default: all)"),
         ("retention.tombstone_horizon", "forget deleted keys after this long (default 24h)"),
         ("retention.compact_every", "how often retention runs (default 10m)"),
+        ("gossip", "gossip address host:port for UDP and TCP (e.g. 127.0.0.1:7946); unset: no cluster"),
+        ("join", "comma-separated gossip addresses of members to join"),
+        ("encrypt_key", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; make one with `gossamer keygen`"),
+        ("cluster_label", "label bound into every encrypted packet, so clusters sharing a key never merge"),
+        ("tags", "member tags k=v,k=v gossiped with this member"),
+        ("gossip_profile", "lan (default), wan or local: probe, suspicion and gossip timings"),
     ]
 
     /// Builds settings from layered sources: `values` later in the list win (e.g. `[file, flags]`).
@@ -105,6 +115,58 @@ public struct AgentSettings: Sendable {
         }
         settings.config.nodeName = settings.nodeName
         settings.server.nodeName = settings.nodeName
+        settings.gossip = try self.gossipSettings(merged, nodeName: settings.nodeName)
+        return settings
+    }
+}
+
+extension AgentSettings {
+    static func gossipSettings(_ merged: [String: String], nodeName: String) throws(AgentSettingsError) -> GossipSettings? {
+        let gossipOnly = ["join", "encrypt_key", "cluster_label", "tags", "gossip_profile"]
+        guard let bind = merged["gossip"] else {
+            if let name = gossipOnly.first(where: { merged[$0] != nil }) {
+                throw AgentSettingsError("\(name) needs a gossip address: add --gossip host:port (e.g. 127.0.0.1:7946)")
+            }
+            return nil
+        }
+        guard let address = parseAddress(bind) else {
+            throw AgentSettingsError("gossip must be host:port such as 127.0.0.1:7946, not '\(bind)'")
+        }
+        var settings = GossipSettings()
+        settings.name = nodeName
+        settings.bindHost = address.host
+        settings.bindPort = Int(address.port)
+        switch merged["gossip_profile"] ?? "lan" {
+        case "lan": settings.swim = .lan
+        case "wan": settings.swim = .wan
+        case "local": settings.swim = .local
+        case let other: throw AgentSettingsError("gossip_profile must be lan, wan or local, not '\(other)'")
+        }
+        if let join = merged["join"] {
+            settings.seeds = try join.split(separator: ",").map { part throws(AgentSettingsError) in
+                let text = part.trimmingCharacters(in: .whitespaces)
+                guard let seed = parseAddress(text) else {
+                    throw AgentSettingsError("join takes gossip addresses host:port[,host:port], not '\(text)'")
+                }
+                return seed
+            }
+        }
+        if let tags = merged["tags"], !tags.isEmpty {
+            for pair in tags.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, !parts[0].isEmpty else { throw AgentSettingsError("tags take k=v,k=v, not '\(pair)'") }
+                settings.tags[String(parts[0]).trimmingCharacters(in: .whitespaces)] = String(parts[1]).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        if let key = merged["encrypt_key"] {
+            do {
+                settings.keyring = try Keyring(primary: key, label: merged["cluster_label"] ?? "")
+            } catch {
+                throw AgentSettingsError("encrypt_key: \(error)")
+            }
+        } else if merged["cluster_label"] != nil {
+            throw AgentSettingsError("cluster_label needs encrypt_key (the label is bound into encrypted packets)")
+        }
         return settings
     }
 }

@@ -5,7 +5,7 @@ import Hummingbird
 import Logging
 
 /// Builds the agent's HTTP API over a config store. Handlers only decode, call the store and encode.
-public func buildRouter(store: ConfigStore, settings: ServerSettings) -> Router<AgentRequestContext> {
+public func buildRouter(store: ConfigStore, settings: ServerSettings, cluster: (any ClusterView)? = nil) -> Router<AgentRequestContext> {
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: GossamerHeadersMiddleware(node: settings.nodeName, feed: store.feed))
     router.add(middleware: ErrorMiddleware())
@@ -13,7 +13,8 @@ public func buildRouter(store: ConfigStore, settings: ServerSettings) -> Router<
     KVController(store: store, settings: settings).addRoutes(to: router)
     TxnController(store: store).addRoutes(to: router)
     WatchController(store: store, settings: settings).addRoutes(to: router)
-    StatusController(store: store, settings: settings, started: .now, startedWall: Date()).addRoutes(to: router)
+    StatusController(store: store, settings: settings, cluster: cluster, started: .now, startedWall: Date()).addRoutes(to: router)
+    if let cluster { ClusterController(cluster: cluster).addRoutes(to: router) }
     return router
 }
 

@@ -6,6 +6,7 @@ import Hummingbird
 struct StatusController: Sendable {
     let store: ConfigStore
     let settings: ServerSettings
+    let cluster: (any ClusterView)?
     let started: ContinuousClock.Instant
     let startedWall: Date
 
@@ -18,6 +19,7 @@ struct StatusController: Sendable {
         var watchers: Int
         var started_at: String
         var uptime_seconds: Double
+        var gossip: [String: JSONValue]?
     }
 
     struct HealthDTO: Encodable {
@@ -46,7 +48,8 @@ struct StatusController: Sendable {
                 node: self.settings.nodeName, version: self.settings.version, revision: try await self.store.revision(),
                 keys: counts.keys, versions: counts.versions, watchers: self.store.feed.subscriberCount,
                 started_at: Timestamps.iso8601(millis: Int64(self.startedWall.timeIntervalSince1970 * 1000)),
-                uptime_seconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18))
+                uptime_seconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+                gossip: self.cluster?.gossipStatus()))
     }
 
     @Sendable func health(request: Request, context: AgentRequestContext) async throws -> Response {

@@ -1,19 +1,22 @@
 import Agent
 import ArgumentParser
 import Foundation
+import Gossip
 import Hummingbird
 import Logging
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Run a Gossamer agent: the config store and its HTTP API.",
+        abstract: "Run a Gossamer agent: the config store, its HTTP API and cluster membership.",
         discussion: """
             Flags override the config file, which overrides the defaults. Stop with Ctrl-C or SIGTERM:
             the agent finishes in-flight requests and exits 0.
 
             Config file keys (TOML or YAML): \(AgentSettings.knownSettings.map(\.name).joined(separator: ", ")).
-            Example: gossamer agent --node-name dev --data-dir ./data --http 127.0.0.1:7700
+            Examples:
+              gossamer agent --node-name dev --data-dir ./data --http 127.0.0.1:7700
+              gossamer agent --node-name n2 --data-dir ./n2 --http 127.0.0.1:7701 --gossip 127.0.0.1:7947 --join 127.0.0.1:7946
             """
     )
 
@@ -35,6 +38,24 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Largest value accepted, in bytes (default: 524288).")
     var maxValueBytes: Int?
 
+    @Option(help: "Gossip address host:port (UDP and TCP), e.g. 127.0.0.1:7946. Without it the agent runs alone.")
+    var gossip: String?
+
+    @Option(help: "Gossip addresses of members to join, comma-separated (host:port,host:port).")
+    var join: String?
+
+    @Option(help: "Base64 AES key encrypting all gossip (make one with `gossamer keygen`).")
+    var encryptKey: String?
+
+    @Option(help: "Label bound into encrypted packets, so clusters sharing a key never merge.")
+    var clusterLabel: String?
+
+    @Option(help: "Member tags gossiped with this agent: k=v,k=v.")
+    var tags: String?
+
+    @Option(help: "Gossip timings: lan (default), wan or local.")
+    var gossipProfile: String?
+
     @Option(name: .customLong("config"), help: "Config file (.toml, .yaml or .yml) with the same keys as the flags.")
     var configFile: String?
 
@@ -46,6 +67,12 @@ struct AgentCommand: AsyncParsableCommand {
         flags["log_level"] = self.logLevel
         flags["durability"] = self.durability
         flags["max_value_bytes"] = self.maxValueBytes.map(String.init)
+        flags["gossip"] = self.gossip
+        flags["join"] = self.join
+        flags["encrypt_key"] = self.encryptKey
+        flags["cluster_label"] = self.clusterLabel
+        flags["tags"] = self.tags
+        flags["gossip_profile"] = self.gossipProfile
         let file = try self.configFile.map { path throws(AgentSettingsError) in try ConfigFile.load(path: path) } ?? [:]
         let settings: AgentSettings
         do {
@@ -61,9 +88,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "gossamer")
         logger[metadataKey: "node"] = "\(settings.nodeName)"
-        let app = try await buildAgent(settings: settings, logger: logger) { address in
-            Output.line("gossamer agent \(settings.nodeName) listening on \(address) (data: \(settings.dataDir))")
+        let runtime = try AgentRuntime(settings: settings, logger: logger) { address, gossip in
+            let cluster = gossip.map { " gossip \($0)" } ?? ""
+            Output.line("gossamer agent \(settings.nodeName) listening on \(address)\(cluster) (data: \(settings.dataDir))")
         }
-        try await app.runService()
+        try await runtime.run()
     }
 }

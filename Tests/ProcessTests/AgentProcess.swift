@@ -29,6 +29,8 @@ final class AgentProcess: @unchecked Sendable {
     let logDir: URL
     let node: String
     private(set) var address = ""
+    /// The gossip address, when started with `--gossip`.
+    private(set) var gossipAddress = ""
 
     var client: GossamerClient { GossamerClient(base: self.address) }
     var pid: Int32 { self.process.processIdentifier }
@@ -53,6 +55,9 @@ final class AgentProcess: @unchecked Sendable {
             let out = (try? String(contentsOf: self.logDir.appendingPathComponent("stdout"), encoding: .utf8)) ?? ""
             if let range = out.range(of: #"listening on (http://[0-9.:]+)"#, options: .regularExpression) {
                 self.address = String(out[range].dropFirst("listening on ".count))
+                if let gossip = out.range(of: #"gossip [0-9.]+:[0-9]+"#, options: .regularExpression) {
+                    self.gossipAddress = String(out[gossip].dropFirst("gossip ".count))
+                }
                 return
             }
             guard self.process.isRunning else { break }

@@ -1,0 +1,145 @@
+import Client
+import Foundation
+import NIOCore
+import Testing
+
+/// Members as one agent sees them: name → (status, incarnation).
+func memberView(_ agent: AgentProcess) async -> [String: (status: String, incarnation: Int)] {
+    guard let reply = try? await agent.client.send(.GET, "/v1/members", timeout: .seconds(2) as TimeAmount),
+        let list = try? JSONSerialization.jsonObject(with: reply.body) as? [[String: Any]]
+    else { return [:] }
+    var view: [String: (status: String, incarnation: Int)] = [:]
+    for member in list {
+        if let name = member["name"] as? String { view[name] = (member["status"] as? String ?? "?", member["incarnation"] as? Int ?? -1) }
+    }
+    return view
+}
+
+/// Polls until `condition` holds for every agent, or fails after `timeout`.
+func eventually(
+    _ what: String, timeout: Duration = .seconds(30), agents: [AgentProcess],
+    _ condition: ([String: (status: String, incarnation: Int)]) -> Bool
+) async throws -> Duration {
+    let start = ContinuousClock.now
+    while ContinuousClock.now - start < timeout {
+        var all = true
+        for agent in agents where !condition(await memberView(agent)) {
+            all = false
+            break
+        }
+        if all { return ContinuousClock.now - start }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    var views: [String] = []
+    for agent in agents { views.append("\(agent.node): \(await memberView(agent).mapValues { "\($0.status)#\($0.incarnation)" })") }
+    Issue.record("timed out waiting for \(what): \(views.joined(separator: "; "))")
+    throw ClientError("timeout: \(what)")
+}
+
+@Suite(.serialized) struct GossipProcessTests {
+    func startCluster(_ count: Int, extra: [String] = []) async throws -> [AgentProcess] {
+        let seed = try AgentProcess(node: "g0", extraArguments: ["--gossip", "127.0.0.1:0"] + extra)
+        try await seed.start()
+        var agents = [seed]
+        for index in 1..<count {
+            let agent = try AgentProcess(node: "g\(index)", extraArguments: ["--gossip", "127.0.0.1:0", "--join", seed.gossipAddress] + extra)
+            try await agent.start()
+            agents.append(agent)
+        }
+        return agents
+    }
+
+    /// Five real agents: join, a `kill -9` seen by every survivor, a graceful leave, and a restart that rejoins.
+    @Test func test_fiveAgents_joinKillLeaveRestart() async throws {
+        let agents = try await self.startCluster(5)
+        defer { for agent in agents { agent.kill9() } }
+        let names = Set(agents.map(\.node))
+        _ = try await eventually("all five alive everywhere", agents: agents) { view in
+            Set(view.keys) == names && view.values.allSatisfy { $0.status == "alive" }
+        }
+
+        // kill -9 g2: every survivor marks it dead.
+        let victim = agents[2]
+        let victimGossip = victim.gossipAddress
+        victim.kill9()
+        let survivors = agents.filter { $0 !== victim }
+        let detection = try await eventually("g2 dead everywhere", agents: survivors) { $0["g2"]?.status == "dead" }
+        #expect(detection < .seconds(15), "detection took \(detection)")
+
+        // Graceful leave of g3: every remaining member shows it as left, and the process exits 0.
+        let leaver = agents[3]
+        let reply = try await leaver.client.send(.POST, "/v1/agent/leave")
+        #expect(reply.status == 200)
+        let remaining = survivors.filter { $0 !== leaver }
+        _ = try await eventually("g3 left everywhere", agents: remaining) { $0["g3"]?.status == "left" }
+        #expect(await leaver.terminate() == 0)
+
+        // Restart g2 on its old address and data: it rejoins with a higher incarnation.
+        let oldIncarnation = await memberView(agents[0])["g2"]?.incarnation ?? 0
+        let restarted = try AgentProcess(
+            node: "g2", dataDir: victim.dataDir, extraArguments: ["--gossip", victimGossip, "--join", agents[0].gossipAddress])
+        try await restarted.start()
+        defer { restarted.kill9() }
+        _ = try await eventually("g2 alive again", agents: remaining + [restarted]) { view in
+            view["g2"]?.status == "alive" && (view["g2"]?.incarnation ?? 0) > oldIncarnation
+        }
+    }
+
+    /// A member with the wrong key is never admitted, and its packets change nothing.
+    @Test func test_wrongKey_neverAdmitted() async throws {
+        let keyA = "3p0Hk0bYbz3sQvCz1Bb7cZ0ixnJ2Yd2gkz9h8OQZ2lQ="
+        let keyB = "bAr3nZ3mS5cQ3Pq0Ck4t1xq9rR3f1sVh5y2lLq8gQ0E="
+        let a0 = try AgentProcess(node: "k0", extraArguments: ["--gossip", "127.0.0.1:0", "--encrypt-key", keyA])
+        try await a0.start()
+        defer { a0.kill9() }
+        let a1 = try AgentProcess(node: "k1", extraArguments: ["--gossip", "127.0.0.1:0", "--encrypt-key", keyA, "--join", a0.gossipAddress])
+        try await a1.start()
+        defer { a1.kill9() }
+        let intruder = try AgentProcess(node: "intruder", extraArguments: ["--gossip", "127.0.0.1:0", "--encrypt-key", keyB, "--join", a0.gossipAddress])
+        try await intruder.start()
+        defer { intruder.kill9() }
+        _ = try await eventually("k0 and k1 see each other", agents: [a0, a1]) { $0["k0"]?.status == "alive" && $0["k1"]?.status == "alive" }
+        try await Task.sleep(for: .seconds(3))
+        #expect(await memberView(a0)["intruder"] == nil)
+        #expect(await memberView(a1)["intruder"] == nil)
+        #expect(await memberView(intruder).keys.sorted() == ["intruder"])
+        let status = try await a0.client.send(.GET, "/v1/status")
+        let gossip = status.json["gossip"] as? [String: Any]
+        #expect((gossip?["decrypt_failures"] as? Int ?? 0) > 0, "the intruder's packets were refused")
+    }
+
+    /// Garbage datagrams to the gossip port are counted and dropped; membership is unchanged.
+    @Test func test_garbageDatagrams_changeNothing() async throws {
+        let agents = try await self.startCluster(2)
+        defer { for agent in agents { agent.kill9() } }
+        // Incarnation 1: each agent has gossiped its HTTP address tag (set once the API listens).
+        _ = try await eventually("both alive with their tags", agents: agents) {
+            $0.count == 2 && $0.values.allSatisfy { $0.status == "alive" && $0.incarnation >= 1 }
+        }
+        let before = await memberView(agents[0]).mapValues(\.incarnation)
+        let port = try #require(UInt16(agents[0].gossipAddress.split(separator: ":").last ?? ""))
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(port.bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var generator = SystemRandomNumberGenerator()
+        for index in 0..<2_000 {
+            var bytes = (0..<Int.random(in: 0...1400, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if index % 2 == 0, bytes.count > 3 { bytes[0] = 0x47; bytes[1] = 0x53; bytes[2] = 1 }  // a valid-looking header
+            _ = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        try await Task.sleep(for: .seconds(1))
+        let after = await memberView(agents[0]).mapValues(\.incarnation)
+        #expect(after == before)
+        let status = try await agents[0].client.send(.GET, "/v1/status")
+        let gossip = status.json["gossip"] as? [String: Any]
+        #expect((gossip?["malformed_packets"] as? Int ?? 0) >= 1_000)
+        #expect((try await agents[0].client.send(.GET, "/health")).status == 200)
+    }
+}
