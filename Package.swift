@@ -169,12 +169,17 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "ConfigCenter", "Server", "Gossip"],
+            dependencies: ["Agent", "ConfigCenter", "Server", "Gossip", "GossipCore"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "GossipCoreTests",
             dependencies: ["GossipCore", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GossipTests",
+            dependencies: ["Gossip", "GossipCore"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -34,10 +34,6 @@ public final class AgentRuntime: Sendable {
         }
         if var gossip = settings.gossip {
             gossip.logger = logger
-            if let keyring = gossip.keyring {
-                gossip.tags["keys"] = keyring.fingerprints.joined(separator: ",")
-                gossip.tags["primary-key"] = keyring.primaryFingerprint
-            }
             do {
                 self.gossip = try GossipNode(settings: gossip)
             } catch {
@@ -71,10 +67,6 @@ public final class AgentRuntime: Sendable {
                     // Advertise the HTTP API so load balancers and tools can reach every agent.
                     var tags = gossip.settings.tags
                     tags["http"] = String(address.dropFirst("http://".count))
-                    if let keyring = gossip.keyring {
-                        tags["keys"] = keyring.fingerprints.joined(separator: ",")
-                        tags["primary-key"] = keyring.primaryFingerprint
-                    }
                     _ = await gossip.updateTags(tags)
                 }
                 await onReady(address, gossip?.snapshot.address?.description)
@@ -166,12 +158,6 @@ struct GossipClusterView: ClusterView {
             try await self.node.changeKeyring(KeyringChange(operation: op, key: key))
         } catch {
             throw APIError(error.code == .notEncrypted ? .conflict : .badRequest, code: "\(error.code)", error.message)
-        }
-        if let keyring = self.node.keyring {
-            var tags = self.node.snapshot.members.first { $0.name == self.node.settings.name }?.metadata ?? [:]
-            tags["keys"] = keyring.fingerprints.joined(separator: ",")
-            tags["primary-key"] = keyring.primaryFingerprint
-            _ = await self.node.updateTags(tags)
         }
     }
 }

@@ -106,6 +106,13 @@ struct Loop {
             let outcome = self.instance.updateMetadata(tags)
             if case .updated = outcome { continuation.resume(returning: true) } else { continuation.resume(returning: false) }
             membershipChanged = true
+        case .refreshKeyTags:
+            if let keyring = self.node.keyring {
+                var tags = self.instance.myself.metadata
+                GossipNode.advertise(keyring, in: &tags)
+                _ = self.instance.updateMetadata(tags)
+                membershipChanged = true
+            }
         case .leave:
             guard !self.instance.hasLeft else { return true }
             self.logger.info("leaving the cluster")

@@ -57,6 +57,8 @@ public final class GossipNode: Sendable {
         case join([SWIM.Address])
         case broadcast([UInt8], CheckedContinuation<Bool, Never>)
         case updateTags([String: String], CheckedContinuation<Bool, Never>)
+        /// The keyring changed: re-advertise its fingerprints in this member's tags.
+        case refreshKeyTags
         case leave
         case stop
     }
@@ -84,6 +86,8 @@ public final class GossipNode: Sendable {
         guard size <= settings.swim.maxMetadataBytes else {
             throw GossipError(code: .badSettings, message: "tags take \(size) bytes; the limit is \(settings.swim.maxMetadataBytes)")
         }
+        var settings = settings
+        if let keyring = settings.keyring { Self.advertise(keyring, in: &settings.tags) }
         self.settings = settings
         self.handlers = handlers
         self.keyringBox = Mutex(settings.keyring)
@@ -115,10 +119,19 @@ public final class GossipNode: Sendable {
     }
 
     /// Replaces this member's tags (gossiped with a higher incarnation). False if too large or stopped.
+    /// With encryption on, the `keys` and `primary-key` tags always advertise the keyring's fingerprints.
     public func updateTags(_ tags: [String: String]) async -> Bool {
-        await withCheckedContinuation { continuation in
+        var tags = tags
+        if let keyring = self.keyring { Self.advertise(keyring, in: &tags) }
+        return await withCheckedContinuation { continuation in
             if case .terminated = self.input.yield(.updateTags(tags, continuation)) { continuation.resume(returning: false) }
         }
+    }
+
+    /// Writes the keyring's fingerprints into the `keys` and `primary-key` tags (what `keyring list` counts).
+    static func advertise(_ keyring: Keyring, in tags: inout [String: String]) {
+        tags["keys"] = keyring.fingerprints.joined(separator: ",")
+        tags["primary-key"] = keyring.primaryFingerprint
     }
 
     /// Leaves the cluster gracefully; `run()` returns once the leave has had `leaveFlush` to spread.
@@ -152,6 +165,7 @@ public final class GossipNode: Sendable {
             }
             keyring = current
         }
+        self.yield(.refreshKeyTags)
     }
 
     // MARK: - Running

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 import ConfigCenter
+import Gossip
+import GossipCore
 import Server
 
 @testable import Agent
@@ -56,5 +58,38 @@ import Server
     @Test(arguments: ["x = [1, 2]", "[bad", "just words", "a = \"unterminated"])
     func test_configFile_badTOML_lineNamed(_ text: String) {
         #expect { try ConfigFile.parseTOML(text, path: "agent.toml") } throws: { "\($0)".contains("agent.toml:1") }
+    }
+}
+
+@Suite struct AgentGossipSettingsTests {
+    @Test func test_gossipFlags_mapToGossipSettings() throws {
+        let key = "3p0Hk0bYbz3sQvCz1Bb7cZ0ixnJ2Yd2gkz9h8OQZ2lQ="
+        let settings = try AgentSettings.resolve([[
+            "node_name": "n1", "gossip": "127.0.0.1:7946", "join": "127.0.0.1:7947, 127.0.0.1:7948", "tags": "zone=a,role=api",
+            "encrypt_key": key, "cluster_label": "prod", "gossip_profile": "wan",
+        ]])
+        let gossip = try #require(settings.gossip)
+        #expect(gossip.name == "n1" && gossip.bindPort == 7946)
+        #expect(gossip.seeds.map(\.port) == [7947, 7948])
+        #expect(gossip.tags == ["zone": "a", "role": "api"])
+        #expect(gossip.keyring?.label == "prod")
+        #expect(gossip.swim.probeInterval > SWIM.Settings.lan.probeInterval)
+    }
+
+    @Test func test_noGossipAddress_runsAlone() throws {
+        #expect(try AgentSettings.resolve([["node_name": "solo"]]).gossip == nil)
+    }
+
+    @Test(arguments: [
+        (["join": "127.0.0.1:1"], "needs a gossip address"),
+        (["gossip": "nope"], "gossip must be host:port"),
+        (["gossip": "127.0.0.1:1", "join": "x"], "join takes gossip addresses"),
+        (["gossip": "127.0.0.1:1", "encrypt_key": "short"], "encrypt_key"),
+        (["gossip": "127.0.0.1:1", "cluster_label": "x"], "cluster_label needs encrypt_key"),
+        (["gossip": "127.0.0.1:1", "tags": "novalue"], "tags take k=v"),
+        (["gossip": "127.0.0.1:1", "gossip_profile": "fast"], "gossip_profile must be"),
+    ])
+    func test_badGossipSettings_named(_ values: [String: String], _ expected: String) {
+        #expect { try AgentSettings.resolve([values]) } throws: { "\($0)".contains(expected) }
     }
 }

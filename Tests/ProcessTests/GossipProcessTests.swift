@@ -143,3 +143,59 @@ func eventually(
         #expect((try await agents[0].client.send(.GET, "/health")).status == 200)
     }
 }
+
+@Suite(.serialized) struct KeyringProcessTests {
+    /// Serf-style rotation through the CLI: install, use, remove — applied on every member by gossip.
+    @Test func test_keyringRotation_appliedClusterWide() async throws {
+        let oldKey = try await runCLI(["keygen"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let newKey = try await runCLI(["keygen"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(oldKey.count == 44 && newKey.count == 44 && oldKey != newKey)
+        let seed = try AgentProcess(node: "r0", extraArguments: ["--gossip", "127.0.0.1:0", "--encrypt-key", oldKey])
+        try await seed.start()
+        var agents = [seed]
+        defer { for agent in agents { agent.kill9() } }
+        for index in 1..<3 {
+            let agent = try AgentProcess(node: "r\(index)", extraArguments: ["--gossip", "127.0.0.1:0", "--encrypt-key", oldKey, "--join", seed.gossipAddress])
+            try await agent.start()
+            agents.append(agent)
+        }
+        _ = try await eventually("three alive", agents: agents) { $0.count == 3 && $0.values.allSatisfy { $0.status == "alive" } }
+
+        func keyring() async throws -> [String: (installed: Int, primary: Int)] {
+            let reply = try await agents[1].client.send(.GET, "/v1/keyring")
+            let keys = (reply.json["keys"] as? [[String: Any]]) ?? []
+            var out: [String: (installed: Int, primary: Int)] = [:]
+            for key in keys { out[key["fingerprint"] as? String ?? ""] = (key["installed"] as? Int ?? 0, key["primary"] as? Int ?? 0) }
+            return out
+        }
+        func waitKeyring(_ what: String, _ condition: ([String: (installed: Int, primary: Int)]) -> Bool) async throws {
+            let start = ContinuousClock.now
+            while ContinuousClock.now - start < .seconds(20) {
+                if condition(try await keyring()) { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("keyring never reached: \(what): \(try await keyring())")
+        }
+
+        let addr = ["--addr", agents[0].address]
+        var r = try await runCLI(["keyring", "install", newKey] + addr)
+        #expect(r.status == 0, "\(r)")
+        try await waitKeyring("new key on all 3") { ring in ring.count == 2 && ring.values.allSatisfy { $0.installed == 3 } }
+        r = try await runCLI(["keyring", "use", newKey] + addr)
+        #expect(r.status == 0, "\(r)")
+        try await waitKeyring("new key primary on all 3") { ring in ring.values.contains { $0.primary == 3 } }
+        r = try await runCLI(["keyring", "remove", oldKey] + addr)
+        #expect(r.status == 0, "\(r)")
+        try await waitKeyring("old key gone") { ring in ring.count == 1 && ring.values.first?.installed == 3 }
+        r = try await runCLI(["keyring", "list"] + addr)
+        #expect(r.stdout.contains("3/3"), "\(r)")
+        r = try await runCLI(["keyring", "remove", newKey] + addr)
+        #expect(r.status == 1 && r.stderr.contains("primary"), "removing the primary is refused: \(r)")
+
+        // A newcomer with only the new key joins; the cluster stayed whole throughout.
+        let late = try AgentProcess(node: "r3", extraArguments: ["--gossip", "127.0.0.1:0", "--encrypt-key", newKey, "--join", seed.gossipAddress])
+        try await late.start()
+        agents.append(late)
+        _ = try await eventually("four alive", agents: agents) { $0.count == 4 && $0.values.allSatisfy { $0.status == "alive" } }
+    }
+}
