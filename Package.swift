@@ -142,7 +142,7 @@ let package = Package(
         // MARK: - Benchmarks
         .executableTarget(
             name: "PickerBench",
-            dependencies: ["LoadBalancer"],
+            dependencies: ["LoadBalancer", "TestSupport"],
             path: "Benchmarks/PickerBench",
             swiftSettings: strict
         ),
@@ -184,7 +184,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoadBalancerTests",
-            dependencies: ["LoadBalancer"],
+            dependencies: ["LoadBalancer", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

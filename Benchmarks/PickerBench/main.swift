@@ -6,20 +6,9 @@
 // `Balancer.pick`, the path the proxy uses (mutex + internal RNG).
 
 import LoadBalancer
+import TestSupport
 
 // MARK: - Harness
-
-/// SplitMix64: a seeded generator so runs are comparable.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9e37_79b9_7f4a_7c15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
 
 struct Case {
     var name: String
@@ -67,7 +56,7 @@ func measure(_ body: () -> Int) -> Double {
 }
 
 func strategyNanoseconds(_ benchCase: Case, count: Int) -> Double {
-    var rng = SplitMix64(state: 42)
+    var rng = SplitMix64(seed: 42)
     let snapshot = EndpointSnapshot(endpoints: endpoints(count, weight: benchCase.weights), settings: benchCase.settings)
     addLoad(snapshot, rng: &rng)
     var strategy = ConfiguredStrategy(settings: benchCase.settings)
@@ -84,7 +73,7 @@ func strategyNanoseconds(_ benchCase: Case, count: Int) -> Double {
 }
 
 func balancerNanoseconds(_ benchCase: Case, count: Int) -> Double {
-    var rng = SplitMix64(state: 43)
+    var rng = SplitMix64(seed: 43)
     let balancer = Balancer(settings: benchCase.settings, endpoints: endpoints(count, weight: benchCase.weights))
     addLoad(balancer.snapshot, rng: &rng)
     return measure {

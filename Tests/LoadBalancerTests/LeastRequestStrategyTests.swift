@@ -1,4 +1,5 @@
 import LoadBalancer
+import TestSupport
 import Testing
 
 @Suite struct LeastRequestStrategyTests {
