@@ -75,6 +75,7 @@ public final class AgentRuntime: Sendable {
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: app),
+            .init(service: WatchCloser(feed: self.store.feed)),
             .init(service: CompactionService(store: self.store, every: settings.compactEvery, logger: self.logger)),
         ]
         // Services stop in reverse order: gossip leaves the cluster first, the HTTP API stops last.
@@ -159,6 +160,16 @@ struct GossipClusterView: ClusterView {
         } catch {
             throw APIError(error.code == .notEncrypted ? .conflict : .badRequest, code: "\(error.code)", error.message)
         }
+    }
+}
+
+/// Ends every watch stream when shutdown begins, so the HTTP server is not held open by them.
+struct WatchCloser: Service {
+    let feed: ChangeFeed
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        self.feed.closeAll()
     }
 }
 

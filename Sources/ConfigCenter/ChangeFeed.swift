@@ -20,16 +20,24 @@ public final class ChangeFeed: Sendable {
         }
     }
 
-    /// A live subscription. Iterate `changes`; when it ends, check `lagged`.
+    /// What a subscription delivers: changes, and the heartbeats its owner asked for.
+    public enum Event: Sendable, Equatable {
+        case change(Change)
+        case heartbeat
+    }
+
+    /// A live subscription. Iterate `events`; when it ends, check `lagged`.
     public final class Subscription: Sendable {
-        /// Changes matching the filter, in revision order.
-        public let changes: AsyncStream<Change>
+        /// Changes matching the filter, in revision order, with heartbeats interleaved.
+        public let events: AsyncStream<Event>
+        private let continuation: AsyncStream<Event>.Continuation
         private let laggedFlag: Atomic<Bool>
         fileprivate let id: UInt64
         fileprivate weak let feed: ChangeFeed?
 
-        fileprivate init(changes: AsyncStream<Change>, id: UInt64, feed: ChangeFeed) {
-            self.changes = changes
+        fileprivate init(events: AsyncStream<Event>, continuation: AsyncStream<Event>.Continuation, id: UInt64, feed: ChangeFeed) {
+            self.events = events
+            self.continuation = continuation
             self.laggedFlag = Atomic(false)
             self.id = id
             self.feed = feed
@@ -42,18 +50,22 @@ public final class ChangeFeed: Sendable {
         /// Stops the subscription and ends the stream.
         public func cancel() { self.feed?.remove(self.id) }
 
+        /// Queues a heartbeat after the changes already queued (for idle keep-alives of a stream).
+        public func heartbeat() { self.continuation.yield(.heartbeat) }
+
         deinit { self.feed?.remove(self.id) }
     }
 
     private struct Subscriber {
         var filter: Filter
-        var continuation: AsyncStream<Change>.Continuation
+        var continuation: AsyncStream<Event>.Continuation
         weak var subscription: Subscription?
     }
 
     private struct State {
         var nextID: UInt64 = 0
         var subscribers: [UInt64: Subscriber] = [:]
+        var closed = false
     }
 
     private let state = Mutex(State())
@@ -77,11 +89,15 @@ public final class ChangeFeed: Sendable {
 
     /// Subscribes to future changes matching `filter`.
     public func subscribe(_ filter: Filter) -> Subscription {
-        let (stream, continuation) = AsyncStream<Change>.makeStream(bufferingPolicy: .bufferingOldest(self.bufferSize))
+        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(self.bufferSize))
         return self.state.withLock { state in
             let id = state.nextID
             state.nextID += 1
-            let subscription = Subscription(changes: stream, id: id, feed: self)
+            let subscription = Subscription(events: stream, continuation: continuation, id: id, feed: self)
+            guard !state.closed else {
+                continuation.finish()
+                return subscription
+            }
             state.subscribers[id] = Subscriber(filter: filter, continuation: continuation, subscription: subscription)
             continuation.onTermination = { [weak self] _ in self?.remove(id) }
             return subscription
@@ -96,7 +112,7 @@ public final class ChangeFeed: Sendable {
         self.state.withLock { state in
             for (id, subscriber) in state.subscribers {
                 for change in changes where subscriber.filter.matches(change.key) {
-                    if case .dropped = subscriber.continuation.yield(change) {
+                    if case .dropped = subscriber.continuation.yield(.change(change)) {
                         laggards.append(subscriber)
                         state.subscribers[id] = nil
                         break
@@ -108,6 +124,16 @@ public final class ChangeFeed: Sendable {
             laggard.subscription?.markLagged()
             laggard.continuation.finish()
         }
+    }
+
+    /// Ends every subscription, now and from now on (graceful shutdown: watch streams finish).
+    public func closeAll() {
+        let subscribers = self.state.withLock { state in
+            state.closed = true
+            defer { state.subscribers = [:] }
+            return state.subscribers
+        }
+        for subscriber in subscribers.values { subscriber.continuation.finish() }
     }
 
     fileprivate func remove(_ id: UInt64) {

@@ -16,6 +16,7 @@ public final class ConfigStore: Sendable {
     public let feed: ChangeFeed
 
     private let dbWriter: any DatabaseWriter
+    private let cache: CurrentCache
     private let clock: StampIssuer
     private let committer: GroupCommit<WriteRequest, Result<WriteReceipt, ConfigStoreError>>
 
@@ -60,6 +61,7 @@ public final class ConfigStore: Sendable {
         self.settings = settings
         self.dbWriter = dbWriter
         self.feed = ChangeFeed()
+        self.cache = CurrentCache(budget: settings.readCacheBytes)
         try Migrations.migrator.migrate(dbWriter)
         // Seed the clock with the highest stamp on disk, so stamps keep rising across restarts even if
         // the wall clock stepped back.
@@ -75,8 +77,9 @@ public final class ConfigStore: Sendable {
         let box = WriterBox(dbWriter: dbWriter, settings: settings)
         let clock = self.clock
         let feed = self.feed
+        let cache = self.cache
         self.committer = GroupCommit(maxBatch: settings.maxBatch) { batch in
-            await box.apply(batch, clock: clock, feed: feed)
+            await box.apply(batch, clock: clock, feed: feed, cache: cache)
         }
     }
 
@@ -95,7 +98,10 @@ public final class ConfigStore: Sendable {
     /// The current version of `key`, including a tombstone if the key was deleted; nil if never written (or forgotten).
     public func current(_ key: String) async throws -> KVVersion? {
         try ConfigKey.validate(key)
-        return try await self.read { db in try Self.current(db, key: key) }
+        if let cached = self.cache.get(key) { return cached }
+        let found = try await self.read { db in try Self.current(db, key: key) }
+        if let found { self.cache.offer(found) }
+        return found
     }
 
     /// The live value of `key`; nil when it does not exist or was deleted.
@@ -281,7 +287,7 @@ public final class ConfigStore: Sendable {
     public func compact(retention: ConfigSettings.Retention? = nil) async throws -> CompactionReport {
         let rules = retention ?? self.settings.retention
         let now = self.settings._wallMillis()
-        return try await self.dbWriter.write { db in
+        let (report, forgotten) = try await self.dbWriter.write { db -> (CompactionReport, [String]) in
             var removed = 0
             var maxRemoved: Int64 = 0
             if rules.keepVersions != nil || rules.keepFor != nil {
@@ -316,8 +322,10 @@ public final class ConfigStore: Sendable {
                 try db.execute(
                     sql: "UPDATE kv_meta SET value = MAX(value, ?) WHERE name = 'compacted_revision'", arguments: [maxRemoved])
             }
-            return CompactionReport(versionsRemoved: removed, keysForgotten: expired.count)
+            return (CompactionReport(versionsRemoved: removed, keysForgotten: expired.count), expired)
         }
+        self.cache.remove(forgotten)
+        return report
     }
 
     // MARK: - SQL helpers
@@ -374,7 +382,7 @@ private struct WriterBox: Sendable {
 
     typealias Response = Result<ConfigStore.WriteReceipt, ConfigStoreError>
 
-    func apply(_ batch: [ConfigStore.WriteRequest], clock: StampIssuer, feed: ChangeFeed) async -> [Response] {
+    func apply(_ batch: [ConfigStore.WriteRequest], clock: StampIssuer, feed: ChangeFeed, cache: CurrentCache) async -> [Response] {
         let now = self.settings._wallMillis()
         do {
             let (responses, changes) = try await self.dbWriter.write { db -> ([Response], [Change]) in
@@ -396,6 +404,8 @@ private struct WriterBox: Sendable {
                 try db.execute(sql: "UPDATE kv_meta SET value = ? WHERE name = 'revision'", arguments: [revision])
                 return (responses, changes)
             }
+            // The cache first, so a watcher woken by the feed reads what it was told about.
+            cache.apply(changes)
             feed.publish(changes)
             return responses
         } catch {

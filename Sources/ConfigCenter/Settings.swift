@@ -22,6 +22,9 @@ public struct ConfigSettings: Sendable {
     /// Default `.full`. Group commit makes one fsync serve every write queued behind it.
     public var durability: Durability = .full
 
+    /// Bytes of current values kept in memory for reads (write-through). Default 64 MiB; 0 disables it.
+    public var readCacheBytes: Int = 64 * 1024 * 1024
+
     /// Most writes folded into one transaction by group commit. Default 256.
     public var maxBatch: Int = 256
 

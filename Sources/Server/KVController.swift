@@ -106,8 +106,8 @@ struct KVController: Sendable {
             let wait = wait
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    var changes = subscription.changes.makeAsyncIterator()
-                    _ = await changes.next()
+                    var events = subscription.events.makeAsyncIterator()
+                    _ = await events.next()
                 }
                 group.addTask { try? await Task.sleep(for: wait) }
                 await group.next()

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOFoundationCompat
+import Synchronization
 
 /// `GET /v1/watch/<key-or-prefix>`: Server-Sent Events of every change, resumable by cursor.
 ///
@@ -18,11 +19,8 @@ struct WatchController: Sendable {
         router.get("/v1/watch/**", use: self.watch)
     }
 
-    private enum Item: Sendable {
-        case change(Change)
-        case heartbeat
-        case ended
-    }
+    /// Each change is encoded once, however many watchers send it.
+    let encoded = EncodedEvents()
 
     @Sendable func watch(request: Request, context: AgentRequestContext) async throws -> Response {
         let flags = try QueryFlags(request, allowed: ["since", "recurse"], endpoint: "GET /v1/watch")
@@ -49,6 +47,7 @@ struct WatchController: Sendable {
         let store = self.store
         let node = self.settings.nodeName
         let heartbeat = self.settings.watchHeartbeat
+        let encoded = self.encoded
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(
             status: .ok, headers: headers,
@@ -62,7 +61,7 @@ struct WatchController: Sendable {
                     while true {
                         let page = try await store.changes(after: last, filter: filter, limit: 500)
                         for change in page {
-                            try await writer.write(Self.event(change, node: node))
+                            try await writer.write(encoded.event(change, node: node))
                             last = change.revision
                         }
                         if page.count < 500 { break }
@@ -74,30 +73,24 @@ struct WatchController: Sendable {
                     last = snapshot.revision
                 }
 
-                let (items, continuation) = AsyncStream<Item>.makeStream()
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        for await change in subscription.changes { continuation.yield(.change(change)) }
-                        continuation.yield(.ended)
-                    }
-                    group.addTask {
-                        while !Task.isCancelled {
+                        while true {
                             try await Task.sleep(for: heartbeat)
-                            continuation.yield(.heartbeat)
+                            subscription.heartbeat()
                         }
                     }
                     defer { group.cancelAll() }
-                    loop: for await item in items {
-                        switch item {
+                    // Ends when the subscriber is cut off for lagging (or the agent stops): the client
+                    // resumes from its last event id.
+                    for await event in subscription.events {
+                        switch event {
                         case .change(let change):
                             guard change.revision > last else { continue }
-                            try await writer.write(Self.event(change, node: node))
+                            try await writer.write(encoded.event(change, node: node))
                             last = change.revision
                         case .heartbeat:
                             try await writer.write(ByteBuffer(string: "event: heartbeat\ndata: {\"revision\":\(store.feed.revision)}\n\n"))
-                        case .ended:
-                            // Cut off for lagging (or shut down): end the stream; the client resumes from its last id.
-                            break loop
                         }
                     }
                 }
@@ -123,6 +116,22 @@ struct WatchController: Sendable {
         var buffer = ByteBuffer(string: "id: \(node):\(revision)\nevent: snapshot\ndata: ")
         buffer.writeBytes(json)
         buffer.writeString("\n\n")
+        return buffer
+    }
+}
+
+/// The SSE bytes of recent changes, shared by every watcher of the same change.
+final class EncodedEvents: Sendable {
+    private let recent = Mutex<[Int64: ByteBuffer]>([:])
+    private let capacity = 1024
+
+    func event(_ change: Change, node: String) throws -> ByteBuffer {
+        if let cached = self.recent.withLock({ $0[change.revision] }) { return cached }
+        let buffer = try WatchController.event(change, node: node)
+        self.recent.withLock { recent in
+            if recent.count >= self.capacity { recent.removeAll(keepingCapacity: true) }
+            recent[change.revision] = buffer
+        }
         return buffer
     }
 }

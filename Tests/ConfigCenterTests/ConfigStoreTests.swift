@@ -304,9 +304,11 @@ extension Data {
         try await store.put("app/a", value: Data("1"))
         try await store.put("other", value: Data("1"))
         try await store.delete("app/a")
-        var iterator = subscription.changes.makeAsyncIterator()
-        let first = try #require(await iterator.next())
-        let second = try #require(await iterator.next())
+        var iterator = subscription.events.makeAsyncIterator()
+        guard case .change(let first) = await iterator.next(), case .change(let second) = await iterator.next() else {
+            Issue.record("expected two changes")
+            return
+        }
         #expect(first.key == "app/a" && !first.tombstone)
         #expect(second.key == "app/a" && second.tombstone && second.revision == 3)
         #expect(store.feed.revision == 3)
@@ -320,9 +322,23 @@ extension Data {
             parent: nil, author: nil, client: nil, tombstone: false, appliedAt: 1)
         feed.publish([change, change, change])
         var received = 0
-        for await _ in subscription.changes { received += 1 }
+        for await _ in subscription.events { received += 1 }
         #expect(received == 2)
         #expect(subscription.lagged)
+        #expect(feed.subscriberCount == 0)
+    }
+}
+
+@Suite struct ChangeFeedShutdownTests {
+    @Test func test_closeAll_endsStreamsAndLaterSubscriptions() async throws {
+        let feed = ChangeFeed()
+        let before = feed.subscribe(.prefix(""))
+        feed.closeAll()
+        var count = 0
+        for await _ in before.events { count += 1 }
+        let after = feed.subscribe(.key("k"))
+        for await _ in after.events { count += 1 }
+        #expect(count == 0)
         #expect(feed.subscriberCount == 0)
     }
 }

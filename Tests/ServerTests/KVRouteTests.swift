@@ -225,3 +225,14 @@ func errorCode(_ buffer: ByteBuffer) -> String? {
         #expect(DurationText.parse(text) == nil)
     }
 }
+
+@Suite struct TimestampTests {
+    @Test(arguments: [
+        (Int64(0), "1970-01-01T00:00:00.000Z"), (Int64(1_795_292_219_214), "2026-11-21T20:16:59.214Z"),
+        (Int64(951_782_400_000), "2000-02-29T00:00:00.000Z"), (Int64(-1), "1969-12-31T23:59:59.999Z"),
+        (Int64(4_102_444_799_999), "2099-12-31T23:59:59.999Z"),
+    ])
+    func test_iso8601_matchesCalendar(_ millis: Int64, _ expected: String) {
+        #expect(Timestamps.iso8601(millis: millis) == expected)
+    }
+}
