@@ -374,6 +374,29 @@ public final class ConfigStore: Sendable {
     }
 }
 
+/// What one write batch knows of current versions: its own writes first, then the read cache (which holds
+/// every committed write, since batches run one at a time and update it before the next starts), then SQLite.
+private struct BatchState {
+    let db: Database
+    let cache: CurrentCache
+    private var latest: [String: KVVersion] = [:]
+
+    init(db: Database, cache: CurrentCache) {
+        self.db = db
+        self.cache = cache
+    }
+
+    func current(_ key: String) throws -> KVVersion? {
+        if let mine = self.latest[key] { return mine }
+        if let cached = self.cache.get(key) { return cached }
+        return try ConfigStore.current(self.db, key: key)
+    }
+
+    mutating func written(_ version: KVVersion) {
+        self.latest[version.key] = version
+    }
+}
+
 /// Executes batches of write requests in one SQLite transaction. Kept apart from `ConfigStore` so the
 /// group-commit closure captures only Sendable pieces.
 private struct WriterBox: Sendable {
@@ -390,10 +413,11 @@ private struct WriterBox: Sendable {
                 var responses: [Response] = []
                 responses.reserveCapacity(batch.count)
                 var changes: [Change] = []
+                var state = BatchState(db: db, cache: cache)
                 for request in batch {
                     let startRevision = revision
                     do {
-                        let results = try self.applyOne(request, db: db, now: now, revision: &revision, clock: clock, changes: &changes)
+                        let results = try self.applyOne(request, state: &state, now: now, revision: &revision, clock: clock, changes: &changes)
                         responses.append(.success(.init(results: results, revision: revision)))
                     } catch let error as ConfigStoreError {
                         // Compares are checked before anything is written, so a failed request wrote nothing.
@@ -416,9 +440,10 @@ private struct WriterBox: Sendable {
     }
 
     private func applyOne(
-        _ request: ConfigStore.WriteRequest, db: Database, now: Int64, revision: inout Int64, clock: StampIssuer,
+        _ request: ConfigStore.WriteRequest, state: inout BatchState, now: Int64, revision: inout Int64, clock: StampIssuer,
         changes: inout [Change]
     ) throws -> [TxnResult] {
+        let db = state.db
         // Phase 1: every compare, against the state before this request.
         var failures: [TxnFailure] = []
         for (index, op) in request.ops.enumerated() {
@@ -428,7 +453,7 @@ private struct WriterBox: Sendable {
             case .check(_, let version): expected = version
             default: continue
             }
-            let current = try ConfigStore.current(db, key: op.key)
+            let current = try state.current(op.key)
             let currentVersion = current.flatMap { $0.tombstone ? nil : $0.version } ?? 0
             if currentVersion != expected {
                 failures.append(TxnFailure(index: index, key: op.key, expected: expected, current: currentVersion))
@@ -452,20 +477,22 @@ private struct WriterBox: Sendable {
         for op in request.ops {
             switch op {
             case .put(let key, let value, let contentType, _):
-                let previous = try ConfigStore.current(db, key: key)
+                let previous = try state.current(key)
                 let version = try self.insert(
                     db, key: key, value: value, contentType: contentType, tombstone: false, previous: previous,
                     origin: request.origin, now: now, revision: &revision, clock: clock)
+                state.written(version)
                 changes.append(version)
                 results.append(.put(version))
             case .delete(let key, _):
-                guard let previous = try ConfigStore.current(db, key: key), !previous.tombstone else {
+                guard let previous = try state.current(key), !previous.tombstone else {
                     results.append(.deleted([]))
                     continue
                 }
                 let version = try self.insert(
                     db, key: key, value: Data(), contentType: nil, tombstone: true, previous: previous,
                     origin: request.origin, now: now, revision: &revision, clock: clock)
+                state.written(version)
                 changes.append(version)
                 results.append(.deleted([version]))
             case .deletePrefix(let prefix):
@@ -474,6 +501,7 @@ private struct WriterBox: Sendable {
                     let version = try self.insert(
                         db, key: previous.key, value: Data(), contentType: nil, tombstone: true, previous: previous,
                         origin: request.origin, now: now, revision: &revision, clock: clock)
+                    state.written(version)
                     tombstones.append(version)
                 }
                 changes.append(contentsOf: tombstones)
@@ -481,7 +509,7 @@ private struct WriterBox: Sendable {
             case .check:
                 results.append(.checked)
             case .get(let key):
-                let current = try ConfigStore.current(db, key: key)
+                let current = try state.current(key)
                 results.append(.got(current?.tombstone == true ? nil : current))
             }
         }

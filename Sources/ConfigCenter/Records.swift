@@ -28,24 +28,24 @@ public struct KVVersion: Sendable, Equatable {
     /// Unix milliseconds when this node applied it.
     public var appliedAt: Int64
 
-    /// Decodes a `kv_history` row.
+    /// Decodes a `kv_history` row selected with `*` (columns by position: name lookups are slow in hot paths).
     init(row: Row) {
-        self.key = row["key"]
-        self.value = row["value"] ?? Data()
-        self.contentType = row["content_type"]
-        self.version = row["version"]
-        self.revision = row["revision"]
-        self.stamp = Stamp(wall: row["stamp_wall"], counter: UInt32(truncatingIfNeeded: row["stamp_counter"] as Int64), node: row["stamp_node"])
-        if let wall: Int64 = row["parent_wall"], let node: String = row["parent_node"] {
-            self.parent = Stamp(wall: wall, counter: UInt32(truncatingIfNeeded: row["parent_counter"] as Int64? ?? 0), node: node)
+        self.revision = row[0]
+        self.key = row[1]
+        self.version = row[2]
+        self.value = row[3] ?? Data()
+        self.contentType = row[4]
+        self.stamp = Stamp(wall: row[5], counter: UInt32(truncatingIfNeeded: row[6] as Int64), node: row[7])
+        if let wall: Int64 = row[8], let node: String = row[10] {
+            self.parent = Stamp(wall: wall, counter: UInt32(truncatingIfNeeded: row[9] as Int64? ?? 0), node: node)
         } else {
             self.parent = nil
         }
-        self.author = row["author"]
-        self.client = row["client"]
-        self.tombstone = row["tombstone"]
-        self.conflict = row["conflict"]
-        self.appliedAt = row["applied_at"]
+        self.author = row[11]
+        self.client = row[12]
+        self.tombstone = row[13]
+        self.conflict = row[14]
+        self.appliedAt = row[15]
     }
 
     public init(

@@ -1,5 +1,8 @@
 import ConfigCenter
 import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
 
 /// The JSON form of one version of a key, as `GET /v1/kv/<key>` and history return it.
 struct VersionDTO: Encodable, Sendable {
@@ -103,4 +106,102 @@ struct TxnResponseDTO: Encodable {
     }
     var results: [Result]
     var revision: Int64
+}
+
+// MARK: - Fast JSON for versions
+
+extension VersionDTO {
+    /// The same JSON as `JSONEncoder` with sorted keys would write, built by hand: this is on every read
+    /// and write answer, and the generic encoder costs more than the rest of a request.
+    func appendJSON(to out: inout String) {
+        out += "{"
+        var first = true
+        func field(_ name: String, _ raw: String) {
+            if !first { out += "," }
+            first = false
+            out += "\""
+            out += name
+            out += "\":"
+            out += raw
+        }
+        func string(_ name: String, _ value: String?) {
+            guard let value else { return }
+            field(name, JSONText.quoted(value))
+        }
+        string("author", self.author)
+        string("client", self.client)
+        if let conflict = self.conflict { field("conflict", conflict ? "true" : "false") }
+        field("deleted", self.deleted ? "true" : "false")
+        string("encoding", self.encoding)
+        string("key", self.key)
+        string("parent", self.parent)
+        field("revision", String(self.revision))
+        field("size", String(self.size))
+        string("stamp", self.stamp)
+        string("type", self.type)
+        string("updated_at", self.updated_at)
+        string("value", self.value)
+        field("version", String(self.version))
+        out += "}"
+    }
+}
+
+enum JSONText {
+    /// A JSON string literal (RFC 8259 escaping; `/` is not escaped, as with `.withoutEscapingSlashes`).
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        out.reserveCapacity(text.utf8.count + 2)
+        var needsEscape = false
+        for byte in text.utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5C {
+            needsEscape = true
+            break
+        }
+        if !needsEscape {
+            out += text
+        } else {
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case "\u{08}": out += "\\b"
+                case "\u{0C}": out += "\\f"
+                default:
+                    if scalar.value < 0x20 {
+                        let hex = String(scalar.value, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    } else {
+                        out.unicodeScalars.append(scalar)
+                    }
+                }
+            }
+        }
+        out += "\""
+        return out
+    }
+}
+
+extension JSONBody {
+    static func response(_ version: VersionDTO, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var text = ""
+        version.appendJSON(to: &text)
+        text += "\n"
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func response(_ versions: [VersionDTO], status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var text = "["
+        for (index, version) in versions.enumerated() {
+            if index > 0 { text += "," }
+            version.appendJSON(to: &text)
+        }
+        text += "]\n"
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
 }

@@ -99,11 +99,10 @@ struct WatchController: Sendable {
     }
 
     static func event(_ change: Change, node: String) throws -> ByteBuffer {
-        let json = try JSONBody.encoder().encode(VersionDTO(change, includeValue: true))
-        var buffer = ByteBuffer(string: "id: \(node):\(change.revision)\nevent: \(change.tombstone ? "delete" : "put")\ndata: ")
-        buffer.writeBytes(json)
-        buffer.writeString("\n\n")
-        return buffer
+        var text = "id: \(node):\(change.revision)\nevent: \(change.tombstone ? "delete" : "put")\ndata: "
+        VersionDTO(change, includeValue: true).appendJSON(to: &text)
+        text += "\n\n"
+        return ByteBuffer(string: text)
     }
 
     struct SnapshotDTO: Encodable {

@@ -236,3 +236,22 @@ func errorCode(_ buffer: ByteBuffer) -> String? {
         #expect(Timestamps.iso8601(millis: millis) == expected)
     }
 }
+
+@Suite struct FastJSONTests {
+    /// The hand-written JSON of a version equals what JSONEncoder (sorted keys, unescaped slashes) writes.
+    @Test(arguments: ["plain", "with \"quotes\" and \\ backslash", "line\nbreak\ttab\u{01}", "ünïcode/键 🎉", ""])
+    func test_versionJSON_matchesFoundation(_ value: String) throws {
+        let version = KVVersion(
+            key: "a/b\"c", value: Data(value.utf8), contentType: "yaml", version: 3, revision: 42,
+            stamp: Stamp(wall: 1_795_292_219_214, counter: 2, node: "n1"), parent: Stamp(wall: 5, counter: 0, node: "n0"),
+            author: "alice", client: nil, tombstone: false, conflict: true, appliedAt: 7)
+        let dto = VersionDTO(version, includeValue: true)
+        var fast = ""
+        dto.appendJSON(to: &fast)
+        let foundation = String(decoding: try JSONBody.encoder().encode(dto), as: UTF8.self)
+        let parsedFast = try JSONSerialization.jsonObject(with: Data(fast.utf8)) as? NSDictionary
+        let parsedFoundation = try JSONSerialization.jsonObject(with: Data(foundation.utf8)) as? NSDictionary
+        #expect(parsedFast == parsedFoundation)
+        #expect(fast.count == foundation.count || fast == foundation)
+    }
+}
