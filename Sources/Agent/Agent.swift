@@ -52,6 +52,7 @@ public final class AgentRuntime: Sendable {
         var server = self.settings.server
         server.version = gossamerVersion
         server.logger = self.logger
+        server.logger.logLevel = settings.logLevel
         let cluster = self.gossip.map { GossipClusterView(node: $0, runtime: self) }
         let router = buildRouter(store: self.store, settings: server, cluster: cluster)
         let settings = self.settings

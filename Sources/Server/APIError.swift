@@ -61,9 +61,20 @@ extension ConfigStoreError {
     }
 }
 
-/// Turns every error into the API's JSON error shape, so no handler or router error escapes as plain text.
-struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+/// The one middleware every response passes: errors become the API's JSON error shape (so no handler or
+/// router error escapes as plain text), and every answer gets `X-Gossamer-Node` and `X-Gossamer-Revision`.
+struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
+    let node: String
+    let feed: ChangeFeed
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await self.respond(request, context: context, next: next)
+        response.headers[.gossamerNode] = self.node
+        response.headers[.gossamerRevision] = String(self.feed.revision)
+        return response
+    }
+
+    private func respond(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
