@@ -147,6 +147,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .executableTarget(
+            name: "SimBench",
+            dependencies: ["TestSupport", "GossipCore"],
+            path: "Benchmarks/SimBench",
+            swiftSettings: strict
+        ),
+
         // MARK: - Test support and tests
         .target(
             name: "TestSupport",
