@@ -8,12 +8,12 @@ DATA ?= ./data
 BUILD_DEBS := pkg-config libsqlite3-dev libhiredis-dev libcurl4-openssl-dev
 TEST_DEBS := $(BUILD_DEBS) redis-server
 
-.PHONY: run test build deps bench-kv bench-picker clean help
+.PHONY: run test build deps bench-kv bench-gossip bench-picker clean help
 
 help:
 	@echo "make run    build and run one agent on $(HTTP) with data in $(DATA)"
 	@echo "make test   install what the tests need and run the whole test suite"
-	@echo "make bench-kv / bench-picker   benchmarks (see bench/README.md)"
+	@echo "make bench-kv / bench-gossip / bench-picker   benchmarks (see bench/README.md)"
 
 deps:
 	@scripts/install-debs.sh $(BUILD_DEBS)
@@ -36,3 +36,6 @@ bench-picker: deps
 
 clean:
 	rm -rf .build .build-release
+
+bench-gossip:
+	bash bench/gossip.sh
