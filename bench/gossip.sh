@@ -42,9 +42,8 @@ OUT_DIR=${OUT_DIR:-$ROOT/bench/out/gossip-$(date +%Y%m%d-%H%M%S)}
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'gossip.sh: %s\n' "$*" >&2; exit 1; }
 
-int_in() { # name value min max
-  [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3 && $2 <= $4)) || die "$1 must be an integer in $3..$4, not '$2'"
-}
+# shellcheck source=lib/common.sh
+source "$LIB/common.sh"
 int_in RUNS "$RUNS" 1 20
 int_in PORT_BASE "$PORT_BASE" 1024 28000
 int_in POLL_MS "$POLL_MS" 10 1000
@@ -61,28 +60,14 @@ need=()
 [[ " $SYSTEMS " == *" serf "* ]] && ! command -v serf >/dev/null 2>&1 && need+=(serf)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 [[ $NETNS == 1 ]] && ! command -v ip >/dev/null 2>&1 && need+=(iproute2)
-if ((${#need[@]})); then
-  SUDO=()
-  if [[ $(id -u) -ne 0 ]]; then command -v sudo >/dev/null 2>&1 && SUDO=(sudo) || die "need root or sudo to install ${need[*]}"; fi
-  say "installing ${need[*]}"
-  "${SUDO[@]}" apt-get update
-  # The Debian package enables a serf.service; policy-rc.d/containers usually keep it from starting, and the
-  # benchmark never uses it (its agents get their own ports and no config dir).
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
-fi
+# The Debian serf package enables a serf.service; policy-rc.d/containers usually keep it from starting, and the
+# benchmark never uses it (its agents get their own ports and no config dir).
+install_debs "${need[@]}"
 
 # --- 2. Gossamer binary -------------------------------------------------------------------------------------
 BIN=""
 if [[ " $SYSTEMS " == *" gossamer "* ]]; then
-  if [[ -n ${GOSSAMER_BIN:-} ]]; then
-    BIN=$GOSSAMER_BIN
-    [[ -x $BIN ]] || die "GOSSAMER_BIN=$BIN is not an executable"
-  else
-    command -v swift >/dev/null 2>&1 || die "swift not found (set GOSSAMER_BIN to a built gossamer binary)"
-    say "building gossamer (release, scratch path .build-release)"
-    (cd "$ROOT" && swift build -c release --product gossamer --scratch-path .build-release) >&2
-    BIN=$ROOT/.build-release/release/gossamer
-  fi
+  BIN=$(gossamer_bin)
   if ! "$BIN" agent --help 2>&1 | grep -q -- --gossip; then
     say "WARNING: $BIN has no 'agent --gossip' flag yet: measuring Serf only"
     SYSTEMS=$(sed 's/gossamer//' <<<"$SYSTEMS")

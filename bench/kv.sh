@@ -33,9 +33,8 @@ OUT_DIR=${OUT_DIR:-$ROOT/bench/out/kv-$(date +%Y%m%d-%H%M%S)}
 say() { printf '==> [%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'kv.sh: %s\n' "$*" >&2; exit 1; }
 
-int_in() { # name value min max
-  [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3 && $2 <= $4)) || die "$1 must be an integer in $3..$4, not '$2'"
-}
+# shellcheck source=lib/common.sh
+source "$LIB/common.sh"
 int_in RUNS "$RUNS" 1 20
 int_in DURATION "$DURATION" 1 300
 int_in THREADS "$THREADS" 1 16
@@ -65,26 +64,10 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-if ((${#need[@]})); then
-  SUDO=()
-  if [[ $(id -u) -ne 0 ]]; then command -v sudo >/dev/null 2>&1 && SUDO=(sudo) || die "need root or sudo to install ${need[*]}"; fi
-  say "installing ${need[*]}"
-  "${SUDO[@]}" apt-get update
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server etcd-client wrk python3
-fi
+install_debs "${need[@]}"
 
 # --- 2. Gossamer binary -------------------------------------------------------------------------------------
-if [[ -n ${GOSSAMER_BIN:-} ]]; then
-  BIN=$GOSSAMER_BIN
-  [[ -x $BIN ]] || die "GOSSAMER_BIN=$BIN is not an executable"
-else
-  command -v swift >/dev/null 2>&1 || die "swift not found (set GOSSAMER_BIN to a built gossamer binary)"
-  say "building gossamer (release, scratch path .build-release)"
-  # One retry: swift build fails when a source file changes while it compiles (someone editing the tree).
-  (cd "$ROOT" && swift build -c release --product gossamer --scratch-path .build-release) >&2 ||
-    { say "build failed; retrying once"; sleep 5; (cd "$ROOT" && swift build -c release --product gossamer --scratch-path .build-release) >&2; }
-  BIN=$ROOT/.build-release/release/gossamer
-fi
+BIN=$(gossamer_bin)
 
 mkdir -p "$OUT_DIR"
 RESULTS=$OUT_DIR/results.txt
