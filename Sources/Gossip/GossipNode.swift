@@ -148,9 +148,26 @@ public final class GossipNode: Sendable {
     public var keyring: Keyring? { self.keyringBox.withLock { $0 } }
 
     /// Applies a keyring change here and broadcasts it to every member (Serf-style rotation).
+    ///
+    /// Gossip dissemination is probabilistic: in a small cluster the few retransmissions of one broadcast can
+    /// all go to the same member. Keyring changes are idempotent, so the change is broadcast three times, a
+    /// gossip round or two apart, which makes a member that misses all of them very unlikely.
     public func changeKeyring(_ change: KeyringChange) async throws(GossipError) {
         try self.applyKeyring(change)
-        _ = await self.broadcast(change.encoded)
+        for attempt in 0..<3 {
+            if attempt > 0 { try? await Task.sleep(for: self.settings.swim.gossipInterval * 2) }
+            _ = await self.broadcast(change.encoded)
+        }
+    }
+
+    /// True when the keyring already reflects `change` (a repeated broadcast).
+    private func alreadyApplied(_ change: KeyringChange) -> Bool {
+        guard let keyring = self.keyring, let key = try? Keyring.parse(change.key) else { return false }
+        switch change.operation {
+        case .install: return keyring.keys.contains(key)
+        case .use: return keyring.keys.first == key
+        case .remove: return !keyring.keys.contains(key)
+        }
     }
 
     private func applyKeyring(_ change: KeyringChange) throws(GossipError) {
@@ -358,6 +375,8 @@ public final class GossipNode: Sendable {
     /// Handles an application broadcast: keyring changes are applied here, the rest go to the application.
     func deliver(origin: String, payload: [UInt8]) {
         if let change = KeyringChange(decoding: payload) {
+            // Changes arrive up to three times (see `changeKeyring`); applying one again changes nothing.
+            guard !self.alreadyApplied(change) else { return }
             do {
                 try self.applyKeyring(change)
                 self.settings.logger.info("keyring changed by the cluster", metadata: ["gossip.member": "\(origin)", "gossip.keyring": "\(change.operation)"])
