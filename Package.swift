@@ -186,7 +186,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GossipTests",
-            dependencies: ["Gossip", "GossipCore"],
+            dependencies: ["Gossip", "GossipCore", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -196,7 +196,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProcessTests",
-            dependencies: ["Client", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Client", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
     ]

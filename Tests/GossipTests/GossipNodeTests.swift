@@ -1,5 +1,6 @@
 import GossipCore
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Gossip
@@ -58,10 +59,4 @@ import Testing
         }
         #expect(a.snapshot.shell.datagramsOut > 0)
     }
-}
-
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { self.mutex = Mutex(value) }
-    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { self.mutex.withLock { body(&$0) } }
 }

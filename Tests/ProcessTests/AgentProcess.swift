@@ -1,6 +1,7 @@
 import Client
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 /// Where the built `gossamer` binary is: `$GOSSAMER_BIN`, else beside the test bundle, else `.build/debug`.
@@ -132,11 +133,4 @@ func runCLI(_ arguments: [String], stdin: String? = nil, environment: [String: S
 
 extension GossamerClient.Reply {
     var json: [String: Any] { (try? JSONSerialization.jsonObject(with: self.body)) as? [String: Any] ?? [:] }
-}
-
-/// A value shared by the tasks of one test, behind a lock.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { self.mutex = Mutex(value) }
-    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { self.mutex.withLock { body(&$0) } }
 }

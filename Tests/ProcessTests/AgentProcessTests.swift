@@ -2,6 +2,7 @@ import Client
 import Foundation
 import NIOCore
 import Synchronization
+import TestSupport
 import Testing
 
 @Suite(.serialized) struct AgentProcessTests {
