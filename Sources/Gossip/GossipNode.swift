@@ -190,10 +190,27 @@ public final class GossipNode: Sendable {
     /// Binds UDP and TCP, starts the protocol, joins the seeds and runs until `leave()` completes or the
     /// task is cancelled. Throws `GossipError.bind` if the address cannot be bound.
     public func run() async throws {
+        do {
+            try await self.runBound()
+        } catch {
+            await self.finishInputs()
+            throw error
+        }
+        await self.finishInputs()
+    }
+
+    /// Ends the input stream and answers every operator call still waiting in it (nobody else will).
+    private func finishInputs() async {
+        self.shared.withLock { $0.running = false }
+        self.input.finish()
+        for await input in self.inputs { Self.abandon(input) }
+        for continuation in self.subscribers.withLock({ $0.values }) { continuation.finish() }
+    }
+
+    private func runBound() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let settings = self.settings
         let udp: NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>
-        let tcp: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         do {
             udp = try await DatagramBootstrap(group: group)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -202,18 +219,22 @@ public final class GossipNode: Sendable {
                         try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
                     }
                 }
-            let port = udp.channel.localAddress?.port ?? settings.bindPort
+        } catch {
+            throw Self.bindError(settings, "UDP", error)
+        }
+        let tcp: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        do {
             tcp = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: settings.bindHost, port: port) { channel in
+                .bind(host: settings.bindHost, port: udp.channel.localAddress?.port ?? settings.bindPort) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
         } catch {
-            throw GossipError(
-                code: .bind, message: "cannot bind gossip to \(settings.bindHost):\(settings.bindPort) (\(error)); pick another --gossip address",
-                cause: error)
+            // The UDP channel is open: close it properly before giving up.
+            try? await udp.executeThenClose { _, _ in }
+            throw Self.bindError(settings, "TCP", error)
         }
         let boundPort = UInt16(udp.channel.localAddress?.port ?? settings.bindPort)
         let address = SWIM.Address(host: settings.advertiseHost ?? settings.bindHost, port: boundPort)
@@ -239,9 +260,13 @@ public final class GossipNode: Sendable {
                 }
             }
         }
-        self.input.finish()
-        for await input in self.inputs { Self.abandon(input) }
-        for continuation in self.subscribers.withLock({ $0.values }) { continuation.finish() }
+    }
+
+    static func bindError(_ settings: GossipSettings, _ proto: String, _ error: any Error) -> GossipError {
+        GossipError(
+            code: .bind,
+            message: "cannot bind gossip \(proto) to \(settings.bindHost):\(settings.bindPort) (\(error)); is another agent using it? Pick another --gossip address",
+            cause: error)
     }
 
     /// Resumes the continuation an input carries, for inputs that arrive after the loop ended.

@@ -92,6 +92,13 @@ struct AgentCommand: AsyncParsableCommand {
             let cluster = gossip.map { " gossip \($0)" } ?? ""
             Output.line("gossamer agent \(settings.nodeName) listening on \(address)\(cluster) (data: \(settings.dataDir))")
         }
-        try await runtime.run()
+        do {
+            try await runtime.run()
+        } catch let error as GossipError {
+            throw CLIFailure("\(error)")
+        } catch where "\(error)".contains("Address already in use") {
+            throw CLIFailure(
+                "cannot listen for HTTP on \(settings.httpHost):\(settings.httpPort): the address is in use (another agent?); choose another --http")
+        }
     }
 }

@@ -188,6 +188,15 @@ import Testing
         #expect(r.status == 1 && r.stderr.contains("http must be host:port"), "\(r)")
         r = try await runCLI(["agent", "--config", "/nonexistent/agent.toml"])
         #expect(r.status == 1 && r.stderr.contains("cannot read config file"), "\(r)")
+        // Addresses in use: a clear error and exit 1, never a crash.
+        let holder = try AgentProcess(node: "holder")
+        try await holder.start()
+        let taken = String(holder.address.dropFirst("http://".count))
+        r = try await runCLI(["agent", "--node-name", "x", "--data-dir", holder.dataDir.path + "-x", "--http", taken])
+        #expect(r.status == 1 && r.stderr.contains("address is in use"), "\(r)")
+        r = try await runCLI(["agent", "--node-name", "y", "--data-dir", holder.dataDir.path + "-y", "--http", "127.0.0.1:0", "--gossip", taken])
+        #expect(r.status == 1 && r.stderr.contains("cannot bind gossip TCP"), "\(r)")
+        _ = await holder.terminate()
         r = try await runCLI(["--help"])
         #expect(r.status == 0 && r.stdout.contains("agent") && r.stdout.contains("kv"), "\(r)")
     }
