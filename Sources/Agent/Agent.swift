@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import ConfigCenter
 import Foundation
 import Gossip
@@ -19,6 +20,10 @@ public final class AgentRuntime: Sendable {
     public let store: ConfigStore
     /// The gossip node (nil without a `gossip` address).
     public let gossip: GossipNode?
+    /// Replication with the other agents (nil without gossip).
+    public let replicator: Replicator?
+    private let httpClient: HTTPClient?
+    private let faults: FaultInjection
     private let logger: Logger
     private let onReady: @Sendable (_ http: String, _ gossip: String?) async -> Void
     private let group = Mutex<ServiceGroup?>(nil)
@@ -42,6 +47,18 @@ public final class AgentRuntime: Sendable {
         } else {
             self.gossip = nil
         }
+        self.faults = FaultInjection(enabled: ProcessInfo.processInfo.environment["GOSSAMER_FAULT_INJECTION"] == "1")
+        if let gossip = self.gossip {
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(2))))
+            self.httpClient = client
+            self.replicator = Replicator(
+                store: self.store, settings: settings.replication,
+                membership: GossipReplicationMembership(node: gossip, faults: self.faults),
+                transport: HTTPReplicationTransport(client: client, node: settings.nodeName, faults: self.faults), logger: logger)
+        } else {
+            self.httpClient = nil
+            self.replicator = nil
+        }
         self.settings = settings
         self.logger = logger
         self.onReady = onReady
@@ -54,9 +71,11 @@ public final class AgentRuntime: Sendable {
         server.logger = self.logger
         server.logger.logLevel = settings.logLevel
         let cluster = self.gossip.map { GossipClusterView(node: $0, runtime: self) }
-        let router = buildRouter(store: self.store, settings: server, cluster: cluster)
+        let router = buildRouter(store: self.store, settings: server, cluster: cluster, replicator: self.replicator)
+        if self.faults.enabled, let gossip = self.gossip { FaultRoutes(faults: self.faults, gossip: gossip).addRoutes(to: router) }
         let settings = self.settings
         let gossip = self.gossip
+        let replicator = self.replicator
         let onReady = self.onReady
         let app = Application(
             router: router,
@@ -81,10 +100,17 @@ public final class AgentRuntime: Sendable {
         ]
         // Services stop in reverse order: gossip leaves the cluster first, the HTTP API stops last.
         if let gossip { services.append(.init(service: GossipService(node: gossip), successTerminationBehavior: .gracefullyShutdownGroup)) }
+        if let replicator { services.append(.init(service: ReplicationService(replicator: replicator))) }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
         self.group.withLock { $0 = group }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await self.httpClient?.shutdown()
+            throw error
+        }
+        try? await self.httpClient?.shutdown()
     }
 
     /// Starts a graceful shutdown of every service.

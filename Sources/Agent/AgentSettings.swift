@@ -24,6 +24,8 @@ public struct AgentSettings: Sendable {
     public var config = ConfigSettings()
     /// The HTTP layer's settings.
     public var server = ServerSettings()
+    /// Replication between agents (used when gossip is on).
+    public var replication = ReplicationSettings()
 
     public init() {}
 
@@ -40,6 +42,9 @@ public struct AgentSettings: Sendable {
         ("retention.keep_for", "keep versions younger than this, e.g. 30d (default: all)"),
         ("retention.tombstone_horizon", "forget deleted keys after this long (default 24h)"),
         ("retention.compact_every", "how often retention runs (default 10m)"),
+        ("replication.anti_entropy_interval", "how often the keyspace digest is compared with a random peer (default 5s)"),
+        ("replication.write_concern_timeout", "how long ?replicas=K waits by default (default 5s)"),
+        ("replication.divergence_bound", "divergence older than this makes /health unhealthy (default 60s)"),
         ("gossip", "gossip address host:port for UDP and TCP (e.g. 127.0.0.1:7946); unset: no cluster"),
         ("join", "comma-separated gossip addresses of members to join"),
         ("encrypt_key", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; make one with `gossamer keygen`"),
@@ -112,6 +117,18 @@ public struct AgentSettings: Sendable {
         if let every = try duration("retention.compact_every") {
             guard every >= .seconds(1) else { throw AgentSettingsError("retention.compact_every must be at least 1s") }
             settings.compactEvery = every
+        }
+        if let interval = try duration("replication.anti_entropy_interval") {
+            guard interval >= .milliseconds(100) else { throw AgentSettingsError("replication.anti_entropy_interval must be at least 100ms") }
+            settings.replication.antiEntropyInterval = interval
+        }
+        if let timeout = try duration("replication.write_concern_timeout") {
+            guard timeout >= .milliseconds(10) else { throw AgentSettingsError("replication.write_concern_timeout must be at least 10ms") }
+            settings.replication.writeConcernTimeout = timeout
+        }
+        if let bound = try duration("replication.divergence_bound") {
+            guard bound >= .seconds(1) else { throw AgentSettingsError("replication.divergence_bound must be at least 1s") }
+            settings.replication.divergenceBound = bound
         }
         settings.config.nodeName = settings.nodeName
         settings.server.nodeName = settings.nodeName

@@ -104,10 +104,12 @@ public final class ChangeFeed: Sendable {
         }
     }
 
-    /// Delivers committed changes to every matching subscriber.
-    func publish(_ changes: [Change]) {
-        guard let last = changes.last else { return }
-        self.published.store(last.revision, ordering: .releasing)
+    /// Delivers committed changes to every matching subscriber; `revision` is the store's revision after them
+    /// (it can be ahead of the last change: versions merged as stale are history only, nobody watches them).
+    func publish(_ changes: [Change], revision: Int64) {
+        self.published.store(revision, ordering: .releasing)
+        self.wakeRevisionWaiters()
+        guard !changes.isEmpty else { return }
         var laggards: [Subscriber] = []
         self.state.withLock { state in
             for (id, subscriber) in state.subscribers {
@@ -134,6 +136,43 @@ public final class ChangeFeed: Sendable {
             return state.subscribers
         }
         for subscriber in subscribers.values { subscriber.continuation.finish() }
+    }
+
+    /// Waits until the revision is above `revision`, at most `timeout` (returns either way).
+    public func waitForRevision(above revision: Int64, timeout: Duration) async {
+        guard self.revision <= revision else { return }
+        let id = self.waiters.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let registered = self.waiters.withLock { state -> Bool in
+                guard self.revision <= revision else { return false }
+                state.continuations[id] = continuation
+                return true
+            }
+            guard registered else { return continuation.resume() }
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.waiters.withLock { $0.continuations.removeValue(forKey: id) }?.resume()
+            }
+        }
+    }
+
+    private struct RevisionWaiters {
+        var nextID: UInt64 = 0
+        var continuations: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let waiters = Mutex(RevisionWaiters())
+
+    private func wakeRevisionWaiters() {
+        let woken = self.waiters.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard !state.continuations.isEmpty else { return [] }
+            defer { state.continuations.removeAll(keepingCapacity: true) }
+            return Array(state.continuations.values)
+        }
+        for continuation in woken { continuation.resume() }
     }
 
     fileprivate func remove(_ id: UInt64) {

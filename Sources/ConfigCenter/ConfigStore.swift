@@ -15,17 +15,28 @@ public final class ConfigStore: Sendable {
     /// Live feed of applied changes, for watches and blocking reads.
     public let feed: ChangeFeed
 
-    private let dbWriter: any DatabaseWriter
-    private let cache: CurrentCache
-    private let clock: StampIssuer
+    let dbWriter: any DatabaseWriter
+    let cache: CurrentCache
+    let clock: StampIssuer
+    /// The keyspace digest, kept current by the writer after every commit.
+    let digestBox: DigestBox
     private let committer: GroupCommit<WriteRequest, Result<WriteReceipt, ConfigStoreError>>
 
-    /// A batch of operations applied all-or-nothing.
+    /// One unit of work for the writer: client operations applied all-or-nothing, versions replicated from
+    /// other agents, or keys to forget. All go through group commit, so the digest, the read cache and the
+    /// feed see one serial order of changes.
     struct WriteRequest: Sendable {
-        var ops: [TxnOp]
+        enum Kind: Sendable {
+            /// Client operations. `isTransaction`: `/v1/txn`, where a failed compare reports every failure.
+            case ops([TxnOp], isTransaction: Bool)
+            /// Versions from another agent, merged last-writer-wins by stamp.
+            case merge([KVVersion])
+            /// Keys to remove entirely, each only if its current stamp is still the given one.
+            case forget([KeyStamp])
+        }
+
+        var kind: Kind
         var origin: WriteOrigin
-        /// True for `/v1/txn`: a failed compare is reported as `txnFailed` with every failure.
-        var isTransaction: Bool
     }
 
     /// What a committed write produced.
@@ -34,6 +45,8 @@ public final class ConfigStore: Sendable {
         public var results: [TxnResult]
         /// The node revision after the write.
         public var revision: Int64
+        /// What a merge or forget did (zero for client operations).
+        public var merge = MergeReport()
     }
 
     // MARK: - Opening
@@ -74,12 +87,14 @@ public final class ConfigStore: Sendable {
         var hlc = HybridLogicalClock(node: settings.nodeName)
         if let last { hlc.observe(last, physicalMillis: settings._wallMillis()) }
         self.clock = StampIssuer(hlc)
+        self.digestBox = DigestBox(try dbWriter.read { db in try Self.buildDigest(db) })
         let box = WriterBox(dbWriter: dbWriter, settings: settings)
         let clock = self.clock
         let feed = self.feed
         let cache = self.cache
+        let digest = self.digestBox
         self.committer = GroupCommit(maxBatch: settings.maxBatch) { batch in
-            await box.apply(batch, clock: clock, feed: feed, cache: cache)
+            await box.apply(batch, clock: clock, feed: feed, cache: cache, digest: digest)
         }
     }
 
@@ -156,13 +171,13 @@ public final class ConfigStore: Sendable {
             switch filter {
             case .key(let key):
                 return try Row.fetchAll(
-                    db, sql: "SELECT * FROM kv_history WHERE revision > ? AND key = ? ORDER BY revision LIMIT ?",
+                    db, sql: "SELECT * FROM kv_history WHERE revision > ? AND key = ? AND stale = 0 ORDER BY revision LIMIT ?",
                     arguments: [revision, key, limit]
                 ).map(KVVersion.init(row:))
             case .prefix(let prefix):
                 let (low, high) = Self.range(prefix)
                 return try Row.fetchAll(
-                    db, sql: "SELECT * FROM kv_history WHERE revision > ? AND key >= ? AND key < ? ORDER BY revision LIMIT ?",
+                    db, sql: "SELECT * FROM kv_history WHERE revision > ? AND key >= ? AND key < ? AND stale = 0 ORDER BY revision LIMIT ?",
                     arguments: [revision, low, high, limit]
                 ).map(KVVersion.init(row:))
             }
@@ -237,7 +252,12 @@ public final class ConfigStore: Sendable {
 
     private func submit(_ ops: [TxnOp], origin: WriteOrigin, isTransaction: Bool) async throws -> WriteReceipt {
         try self.validate(ops)
-        return try await self.committer.submit(WriteRequest(ops: ops, origin: origin, isTransaction: isTransaction)).get()
+        return try await self.committer.submit(WriteRequest(kind: .ops(ops, isTransaction: isTransaction), origin: origin)).get()
+    }
+
+    /// Runs a merge or forget through the writer.
+    func submit(_ kind: WriteRequest.Kind) async throws -> WriteReceipt {
+        try await self.committer.submit(WriteRequest(kind: kind, origin: WriteOrigin())).get()
     }
 
     /// Checks everything that does not need the database, so a bad request never reaches a transaction.
@@ -287,7 +307,7 @@ public final class ConfigStore: Sendable {
     public func compact(retention: ConfigSettings.Retention? = nil) async throws -> CompactionReport {
         let rules = retention ?? self.settings.retention
         let now = self.settings._wallMillis()
-        let (report, forgotten) = try await self.dbWriter.write { db -> (CompactionReport, [String]) in
+        let (report, forgotten) = try await self.dbWriter.write { db -> (CompactionReport, [KeyStamp]) in
             var removed = 0
             var maxRemoved: Int64 = 0
             if rules.keepVersions != nil || rules.keepFor != nil {
@@ -306,26 +326,26 @@ public final class ConfigStore: Sendable {
                 }
                 removed = doomed.count
             }
-            let horizon = now - Self.millis(rules.tombstoneHorizon)
-            let expired = try String.fetchAll(
-                db,
-                sql: "SELECT c.key FROM kv_current c JOIN kv_history h ON h.revision = c.revision WHERE h.tombstone = 1 AND h.stamp_wall < ?",
-                arguments: [horizon])
-            for key in expired {
-                if let top = try Int64.fetchOne(db, sql: "SELECT MAX(revision) FROM kv_history WHERE key = ?", arguments: [key]) {
-                    maxRemoved = max(maxRemoved, top)
-                }
-                try db.execute(sql: "DELETE FROM kv_history WHERE key = ?", arguments: [key])
-                try db.execute(sql: "DELETE FROM kv_current WHERE key = ?", arguments: [key])
-            }
             if maxRemoved > 0 {
                 try db.execute(
                     sql: "UPDATE kv_meta SET value = MAX(value, ?) WHERE name = 'compacted_revision'", arguments: [maxRemoved])
             }
-            return (CompactionReport(versionsRemoved: removed, keysForgotten: expired.count), expired)
+            let horizon = now - Self.millis(rules.tombstoneHorizon)
+            let expired = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT c.key, h.stamp_wall, h.stamp_counter, h.stamp_node FROM kv_current c JOIN kv_history h ON h.revision = c.revision
+                    WHERE h.tombstone = 1 AND h.stamp_wall < ?
+                    """,
+                arguments: [horizon]
+            ).map { KeyStamp(key: $0[0], stamp: Stamp(wall: $0[1], counter: UInt32(truncatingIfNeeded: $0[2] as Int64), node: $0[3]), tombstone: true) }
+            return (CompactionReport(versionsRemoved: removed, keysForgotten: 0), expired)
         }
-        self.cache.remove(forgotten)
-        return report
+        var result = report
+        if !forgotten.isEmpty {
+            result.keysForgotten = try await self.submit(.forget(forgotten)).merge.applied
+        }
+        return result
     }
 
     // MARK: - SQL helpers
@@ -379,7 +399,8 @@ public final class ConfigStore: Sendable {
 private struct BatchState {
     let db: Database
     let cache: CurrentCache
-    private var latest: [String: KVVersion] = [:]
+    /// Current versions written (or forgotten: nil) by this batch.
+    private var latest: [String: KVVersion?] = [:]
 
     init(db: Database, cache: CurrentCache) {
         self.db = db
@@ -392,8 +413,45 @@ private struct BatchState {
         return try ConfigStore.current(self.db, key: key)
     }
 
-    mutating func written(_ version: KVVersion) {
-        self.latest[version.key] = version
+    /// Records a version that became current, and what the commit must tell the cache, digest and feed.
+    mutating func written(_ version: KVVersion, replacing previous: KVVersion?, effects: inout BatchEffects) {
+        self.latest[version.key] = .some(version)
+        effects.changes.append(version)
+        effects.digest.append((version.key, previous?.stamp, version.stamp))
+    }
+
+    mutating func forgot(_ key: String, stamp: Stamp, effects: inout BatchEffects) {
+        self.latest[key] = .some(nil)
+        effects.forgotten.append(key)
+        effects.digest.append((key, stamp, nil))
+    }
+}
+
+/// What a committed batch changed, applied to the in-memory views after the commit.
+private struct BatchEffects {
+    /// Versions that became current, in revision order (the cache and the feed).
+    var changes: [Change] = []
+    /// Keys removed entirely.
+    var forgotten: [String] = []
+    /// Digest replacements: key, old current stamp, new current stamp.
+    var digest: [(String, Stamp?, Stamp?)] = []
+}
+
+/// The store's keyspace digest behind a lock.
+final class DigestBox: Sendable {
+    private let digest: Mutex<KeyspaceDigest>
+
+    init(_ digest: KeyspaceDigest) {
+        self.digest = Mutex(digest)
+    }
+
+    var value: KeyspaceDigest { self.digest.withLock { $0 } }
+
+    fileprivate func apply(_ updates: [(String, Stamp?, Stamp?)]) {
+        guard !updates.isEmpty else { return }
+        self.digest.withLock { digest in
+            for (key, old, new) in updates { digest.replace(key: key, old: old, new: new) }
+        }
     }
 }
 
@@ -405,20 +463,33 @@ private struct WriterBox: Sendable {
 
     typealias Response = Result<ConfigStore.WriteReceipt, ConfigStoreError>
 
-    func apply(_ batch: [ConfigStore.WriteRequest], clock: StampIssuer, feed: ChangeFeed, cache: CurrentCache) async -> [Response] {
+    func apply(
+        _ batch: [ConfigStore.WriteRequest], clock: StampIssuer, feed: ChangeFeed, cache: CurrentCache, digest: DigestBox
+    ) async -> [Response] {
         let now = self.settings._wallMillis()
         do {
-            let (responses, changes) = try await self.dbWriter.write { db -> ([Response], [Change]) in
+            let (responses, effects, revision) = try await self.dbWriter.write { db -> ([Response], BatchEffects, Int64) in
                 var revision = try ConfigStore.revision(db)
                 var responses: [Response] = []
                 responses.reserveCapacity(batch.count)
-                var changes: [Change] = []
+                var effects = BatchEffects()
                 var state = BatchState(db: db, cache: cache)
                 for request in batch {
                     let startRevision = revision
                     do {
-                        let results = try self.applyOne(request, state: &state, now: now, revision: &revision, clock: clock, changes: &changes)
-                        responses.append(.success(.init(results: results, revision: revision)))
+                        switch request.kind {
+                        case .ops(let ops, let isTransaction):
+                            let results = try self.applyOps(
+                                ops, isTransaction: isTransaction, origin: request.origin, state: &state, now: now,
+                                revision: &revision, clock: clock, effects: &effects)
+                            responses.append(.success(.init(results: results, revision: revision)))
+                        case .merge(let versions):
+                            let report = try self.merge(versions, state: &state, now: now, revision: &revision, clock: clock, effects: &effects)
+                            responses.append(.success(.init(results: [], revision: revision, merge: report)))
+                        case .forget(let keys):
+                            let report = try self.forget(keys, state: &state, effects: &effects)
+                            responses.append(.success(.init(results: [], revision: revision, merge: report)))
+                        }
                     } catch let error as ConfigStoreError {
                         // Compares are checked before anything is written, so a failed request wrote nothing.
                         precondition(revision == startRevision, "a failed request advanced the revision")
@@ -426,11 +497,13 @@ private struct WriterBox: Sendable {
                     }
                 }
                 try db.execute(sql: "UPDATE kv_meta SET value = ? WHERE name = 'revision'", arguments: [revision])
-                return (responses, changes)
+                return (responses, effects, revision)
             }
             // The cache first, so a watcher woken by the feed reads what it was told about.
-            cache.apply(changes)
-            feed.publish(changes)
+            cache.apply(effects.changes)
+            cache.remove(effects.forgotten)
+            digest.apply(effects.digest)
+            feed.publish(effects.changes, revision: revision)
             return responses
         } catch {
             self.settings.logger.error("write transaction failed", metadata: ["config.error": "\(error)"])
@@ -439,14 +512,118 @@ private struct WriterBox: Sendable {
         }
     }
 
-    private func applyOne(
-        _ request: ConfigStore.WriteRequest, state: inout BatchState, now: Int64, revision: inout Int64, clock: StampIssuer,
-        changes: inout [Change]
+    /// Merges versions from another agent (DESIGN decision 4): the highest stamp becomes current on every
+    /// node; a version that arrives after a newer one is kept in history as `stale`; when two versions were
+    /// written concurrently (neither descends from the other) the loser is flagged `conflict`.
+    private func merge(
+        _ versions: [KVVersion], state: inout BatchState, now: Int64, revision: inout Int64, clock: StampIssuer,
+        effects: inout BatchEffects
+    ) throws -> MergeReport {
+        let db = state.db
+        var report = MergeReport()
+        let horizon = now - ConfigStore.millis(self.settings.retention.tombstoneHorizon)
+        for incoming in versions {
+            guard (try? ConfigKey.validate(incoming.key)) != nil, incoming.value.count <= self.settings.maxValueBytes else {
+                report.ignored += 1
+                continue
+            }
+            if try Self.parent(db, key: incoming.key, of: incoming.stamp) != nil {
+                report.duplicates += 1
+                continue
+            }
+            clock.observe(incoming.stamp, physicalMillis: now)
+            let current = try state.current(incoming.key)
+            if let current, incoming.stamp < current.stamp {
+                // Old news: an ancestor that arrived late, or the loser of a concurrent write.
+                let ancestor = try Self.chain(db, key: incoming.key, from: current.stamp, contains: incoming.stamp)
+                let conflict = ancestor == false
+                try self.store(db, incoming, revision: &revision, now: now, stale: true, conflict: conflict, current: false)
+                report.applied += 1
+                if conflict { report.conflicts += 1 }
+                continue
+            }
+            if current == nil, incoming.tombstone, incoming.stamp.wall < horizon {
+                // A tombstone past the horizon for a key this node already forgot: keep it forgotten.
+                report.ignored += 1
+                continue
+            }
+            var conflict = false
+            if let current, incoming.parent != current.stamp {
+                // `current` is overwritten cleanly only if it is an ancestor of the incoming version. When the
+                // chain leaves local history undecided (versions in between not received yet), assume it is.
+                let ancestor = try Self.chain(db, key: incoming.key, from: incoming.parent, contains: current.stamp)
+                conflict = ancestor == false
+            }
+            let stored = try self.store(db, incoming, revision: &revision, now: now, stale: false, conflict: false, current: true)
+            if conflict, let current {
+                try db.execute(sql: "UPDATE kv_history SET conflict = 1 WHERE revision = ?", arguments: [current.revision])
+                report.conflicts += 1
+            }
+            state.written(stored, replacing: current, effects: &effects)
+            report.applied += 1
+            report.current += 1
+        }
+        return report
+    }
+
+    /// Removes keys entirely (expired tombstones; keys a resyncing node must drop), each only if its current
+    /// stamp is still the one given, so a newer write is never lost.
+    private func forget(_ keys: [KeyStamp], state: inout BatchState, effects: inout BatchEffects) throws -> MergeReport {
+        let db = state.db
+        var report = MergeReport()
+        var maxRemoved: Int64 = 0
+        for entry in keys {
+            guard let current = try state.current(entry.key), current.stamp == entry.stamp else { continue }
+            if let top = try Int64.fetchOne(db, sql: "SELECT MAX(revision) FROM kv_history WHERE key = ?", arguments: [entry.key]) {
+                maxRemoved = max(maxRemoved, top)
+            }
+            try db.execute(sql: "DELETE FROM kv_history WHERE key = ?", arguments: [entry.key])
+            try db.execute(sql: "DELETE FROM kv_current WHERE key = ?", arguments: [entry.key])
+            state.forgot(entry.key, stamp: current.stamp, effects: &effects)
+            report.applied += 1
+        }
+        if maxRemoved > 0 {
+            try db.execute(sql: "UPDATE kv_meta SET value = MAX(value, ?) WHERE name = 'compacted_revision'", arguments: [maxRemoved])
+        }
+        return report
+    }
+
+    /// The parent of the stored version `stamp` of `key`: nil when no such version is stored, `.some(nil)`
+    /// when it is stored and has no parent.
+    static func parent(_ db: Database, key: String, of stamp: Stamp) throws -> Stamp?? {
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT parent_wall, parent_counter, parent_node FROM kv_history
+                WHERE key = ? AND stamp_wall = ? AND stamp_counter = ? AND stamp_node = ?
+                """)
+        guard let row = try Row.fetchOne(statement, arguments: [key, stamp.wall, Int64(stamp.counter), stamp.node]) else { return nil }
+        guard let wall: Int64 = row[0], let node: String = row[2] else { return .some(nil) }
+        return .some(Stamp(wall: wall, counter: UInt32(truncatingIfNeeded: row[1] as Int64? ?? 0), node: node))
+    }
+
+    /// Whether `target` is on the parent chain that starts at `start` (inclusive), following local history.
+    /// Stamps only decrease along a chain (a writer's clock observed its parent), so the walk stops below
+    /// `target`. nil: the chain left local history before deciding.
+    static func chain(_ db: Database, key: String, from start: Stamp?, contains target: Stamp) throws -> Bool? {
+        var cursor = start
+        for _ in 0..<256 {
+            guard let stamp = cursor else { return false }
+            if stamp == target { return true }
+            if stamp < target { return false }
+            guard let parent = try self.parent(db, key: key, of: stamp) else { return nil }
+            cursor = parent
+        }
+        return nil
+    }
+
+    private func applyOps(
+        _ ops: [TxnOp], isTransaction: Bool, origin: WriteOrigin, state: inout BatchState, now: Int64, revision: inout Int64,
+        clock: StampIssuer, effects: inout BatchEffects
     ) throws -> [TxnResult] {
         let db = state.db
         // Phase 1: every compare, against the state before this request.
         var failures: [TxnFailure] = []
-        for (index, op) in request.ops.enumerated() {
+        for (index, op) in ops.enumerated() {
             let expected: Int
             switch op {
             case .put(_, _, _, let cas?), .delete(_, let cas?): expected = cas
@@ -460,7 +637,7 @@ private struct WriterBox: Sendable {
             }
         }
         if let first = failures.first {
-            if request.isTransaction {
+            if isTransaction {
                 throw ConfigStoreError(
                     code: .txnFailed, message: "\(failures.count) compare(s) failed; nothing was written", failures: failures)
             }
@@ -473,16 +650,15 @@ private struct WriterBox: Sendable {
 
         // Phase 2: apply.
         var results: [TxnResult] = []
-        results.reserveCapacity(request.ops.count)
-        for op in request.ops {
+        results.reserveCapacity(ops.count)
+        for op in ops {
             switch op {
             case .put(let key, let value, let contentType, _):
                 let previous = try state.current(key)
                 let version = try self.insert(
                     db, key: key, value: value, contentType: contentType, tombstone: false, previous: previous,
-                    origin: request.origin, now: now, revision: &revision, clock: clock)
-                state.written(version)
-                changes.append(version)
+                    origin: origin, now: now, revision: &revision, clock: clock)
+                state.written(version, replacing: previous, effects: &effects)
                 results.append(.put(version))
             case .delete(let key, _):
                 guard let previous = try state.current(key), !previous.tombstone else {
@@ -491,20 +667,18 @@ private struct WriterBox: Sendable {
                 }
                 let version = try self.insert(
                     db, key: key, value: Data(), contentType: nil, tombstone: true, previous: previous,
-                    origin: request.origin, now: now, revision: &revision, clock: clock)
-                state.written(version)
-                changes.append(version)
+                    origin: origin, now: now, revision: &revision, clock: clock)
+                state.written(version, replacing: previous, effects: &effects)
                 results.append(.deleted([version]))
             case .deletePrefix(let prefix):
                 var tombstones: [KVVersion] = []
                 for previous in try ConfigStore.live(db, prefix: prefix, limit: .max) {
                     let version = try self.insert(
                         db, key: previous.key, value: Data(), contentType: nil, tombstone: true, previous: previous,
-                        origin: request.origin, now: now, revision: &revision, clock: clock)
-                    state.written(version)
+                        origin: origin, now: now, revision: &revision, clock: clock)
+                    state.written(version, replacing: previous, effects: &effects)
                     tombstones.append(version)
                 }
-                changes.append(contentsOf: tombstones)
                 results.append(.deleted(tombstones))
             case .check:
                 results.append(.checked)
@@ -516,30 +690,48 @@ private struct WriterBox: Sendable {
         return results
     }
 
+    /// A new local version: stamped now, numbered after `previous`.
     private func insert(
         _ db: Database, key: String, value: Data, contentType: String?, tombstone: Bool, previous: KVVersion?,
         origin: WriteOrigin, now: Int64, revision: inout Int64, clock: StampIssuer
     ) throws -> KVVersion {
-        revision += 1
-        let stamp = clock.tick(physicalMillis: now)
         let version = KVVersion(
-            key: key, value: value, contentType: contentType, version: (previous?.version ?? 0) + 1, revision: revision,
-            stamp: stamp, parent: previous?.stamp, author: origin.author, client: origin.client, tombstone: tombstone,
-            appliedAt: now)
+            key: key, value: value, contentType: contentType, version: (previous?.version ?? 0) + 1, revision: 0,
+            stamp: clock.tick(physicalMillis: now), parent: previous?.stamp, author: origin.author, client: origin.client,
+            tombstone: tombstone, appliedAt: now)
+        return try self.store(db, version, revision: &revision, now: now, stale: false, conflict: false, current: true)
+    }
+
+    /// Writes a version into history at the next revision and, when `current`, makes it the key's current one.
+    @discardableResult
+    private func store(
+        _ db: Database, _ version: KVVersion, revision: inout Int64, now: Int64, stale: Bool, conflict: Bool, current: Bool
+    ) throws -> KVVersion {
+        revision += 1
+        var stored = version
+        stored.revision = revision
+        stored.appliedAt = now
+        stored.conflict = conflict
+        if stored.tombstone { stored.value = Data() }
         let insert = try db.cachedStatement(
             sql: """
                 INSERT INTO kv_history (revision, key, version, value, content_type, stamp_wall, stamp_counter, stamp_node,
-                    parent_wall, parent_counter, parent_node, author, client, tombstone, conflict, applied_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+                    parent_wall, parent_counter, parent_node, author, client, tombstone, conflict, applied_at, stale)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         try insert.execute(arguments: [
-            revision, key, version.version, tombstone ? nil : value, contentType, stamp.wall, Int64(stamp.counter), stamp.node,
-            previous?.stamp.wall, previous.map { Int64($0.stamp.counter) }, previous?.stamp.node, origin.author, origin.client,
-            tombstone, now,
+            revision, stored.key, stored.version, stored.tombstone ? nil : stored.value, stored.contentType, stored.stamp.wall,
+            Int64(stored.stamp.counter), stored.stamp.node, stored.parent?.wall, stored.parent.map { Int64($0.counter) },
+            stored.parent?.node, stored.author, stored.client, stored.tombstone, conflict, now, stale,
         ])
-        let current = try db.cachedStatement(
-            sql: "INSERT INTO kv_current (key, revision) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET revision = excluded.revision")
-        try current.execute(arguments: [key, revision])
-        return version
+        if current {
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO kv_current (key, revision, bucket) VALUES (?, ?, ?)
+                    ON CONFLICT(key) DO UPDATE SET revision = excluded.revision
+                    """)
+            try upsert.execute(arguments: [stored.key, revision, KeyspaceDigest.bucket(of: stored.key)])
+        }
+        return stored
     }
 }

@@ -41,6 +41,21 @@ enum Migrations {
                     INSERT INTO kv_meta(name, value) VALUES ('revision', 0), ('compacted_revision', 0);
                     """)
         }
+        migrator.registerMigration("v2-replication") { db in
+            // `stale`: the version arrived after a newer one (a late replica or a concurrent-write loser), so it
+            // never became current; watch replays skip it. `bucket`: the digest bucket of the key (anti-entropy).
+            try db.execute(
+                sql: """
+                    ALTER TABLE kv_history ADD COLUMN stale BOOLEAN NOT NULL DEFAULT 0;
+                    CREATE UNIQUE INDEX kv_history_key_stamp ON kv_history(key, stamp_wall, stamp_counter, stamp_node);
+                    ALTER TABLE kv_current ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX kv_current_bucket ON kv_current(bucket);
+                    INSERT INTO kv_meta(name, value) VALUES ('last_sync_at', 0);
+                    """)
+            for key in try String.fetchAll(db, sql: "SELECT key FROM kv_current") {
+                try db.execute(sql: "UPDATE kv_current SET bucket = ? WHERE key = ?", arguments: [KeyspaceDigest.bucket(of: key), key])
+            }
+        }
         return migrator
     }
 }

@@ -182,6 +182,7 @@ struct Loop {
     }
 
     private mutating func send(_ bytes: [UInt8], to address: SWIM.Address) async {
+        if self.node.isBlocked(address) { return }
         let socketAddress: SocketAddress
         if let known = self.resolved[address] {
             socketAddress = known

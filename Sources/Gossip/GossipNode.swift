@@ -72,6 +72,7 @@ public final class GossipNode: Sendable {
     private let subscribers = Mutex<[Int: AsyncStream<SWIM.MembershipEvent>.Continuation]>([:])
     private let nextSubscriber = Atomic<Int>(0)
     private let shellCounters = Mutex(ShellMetrics())
+    private let blockedAddresses = Mutex<Set<SWIM.Address>>([])
 
     public init(settings: GossipSettings, handlers: Handlers = Handlers()) throws(GossipError) {
         do {
@@ -278,6 +279,16 @@ public final class GossipNode: Sendable {
         }
     }
 
+    /// Fault injection for tests of partitions: traffic to and from these addresses is dropped silently,
+    /// as a network partition would (UDP both ways, TCP streams this node opens).
+    public func setBlockedAddresses(_ addresses: Set<SWIM.Address>) {
+        self.blockedAddresses.withLock { $0 = addresses }
+    }
+
+    func isBlocked(_ address: SWIM.Address) -> Bool {
+        self.blockedAddresses.withLock { !$0.isEmpty && $0.contains(address) }
+    }
+
     func yield(_ input: Input) {
         if case .terminated = self.input.yield(input) { Self.abandon(input) }
     }
@@ -301,7 +312,9 @@ public final class GossipNode: Sendable {
                         continue
                     }
                 }
-                self.yield(.packet(bytes, SWIM.Address(host: host, port: UInt16(port))))
+                let from = SWIM.Address(host: host, port: UInt16(port))
+                if self.isBlocked(from) { continue }
+                self.yield(.packet(bytes, from))
             }
         } catch {
             self.settings.logger.debug("gossip UDP receive ended", metadata: ["gossip.error": "\(error)"])
@@ -347,6 +360,7 @@ public final class GossipNode: Sendable {
 
     /// Writes `request` to `address` over TCP and reads one reply frame; nil on any failure or timeout.
     func exchange(_ request: [UInt8], with address: SWIM.Address, timeout: Duration) async -> [UInt8]? {
+        if self.isBlocked(address) { return nil }
         self.shellCounters.withLock { $0.streamsOut += 1 }
         let limit = self.settings.swim.maxStreamMessageSize + 64
         let keyring = self.keyring

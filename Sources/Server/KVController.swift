@@ -9,6 +9,8 @@ import NIOFoundationCompat
 struct KVController: Sendable {
     let store: ConfigStore
     let settings: ServerSettings
+    /// Replication (nil on an agent without gossip): write concerns and `?holders`.
+    var replicator: Replicator? = nil
 
     func addRoutes(to router: Router<AgentRequestContext>) {
         for path: RouterPath in ["/v1/kv", "/v1/kv/**"] {
@@ -28,11 +30,13 @@ struct KVController: Sendable {
 
     @Sendable func get(request: Request, context: AgentRequestContext) async throws -> Response {
         let flags = try QueryFlags(
-            request, allowed: ["raw", "recurse", "keys", "version", "history", "diff", "index", "wait", "limit", "before"],
+            request, allowed: ["raw", "recurse", "keys", "version", "history", "diff", "index", "wait", "limit", "before", "holders"],
             endpoint: "GET /v1/kv")
         try flags.exclusive(["recurse", "history", "diff", "version", "index"])
         try flags.exclusive(["keys", "history", "diff", "version", "index"])
+        try flags.exclusive(["holders", "recurse", "keys", "history", "diff", "version", "index", "raw"])
         let key = try Self.key(request)
+        if flags.has("holders") { return try await self.holders(key) }
 
         if flags.has("recurse") || flags.has("keys") || key.isEmpty || key.hasSuffix("/") {
             if flags.has("raw") { throw APIError.badRequest("'raw' returns one value; it cannot be combined with a listing") }
@@ -118,10 +122,41 @@ struct KVController: Sendable {
         return try self.answer(current, raw: flags.has("raw"), key: key)
     }
 
+    /// `?holders`: which version of the key each live agent holds (stale-check across the cluster).
+    private func holders(_ key: String) async throws -> Response {
+        try ConfigKey.validate(key)
+        struct Row: Encodable {
+            var node: String
+            var version: Int?
+            var stamp: String?
+            var deleted: Bool?
+            var error: String?
+        }
+        struct Answer: Encodable {
+            var key: String
+            var newest: String?
+            var agree: Bool
+            var nodes: [Row]
+        }
+        let rows: [(node: String, version: KVVersion?, error: String?)]
+        if let replicator = self.replicator {
+            rows = await replicator.versionsAcrossCluster(key)
+        } else {
+            rows = [(self.store.settings.nodeName, try await self.store.current(key), nil)]
+        }
+        let newest = rows.compactMap { $0.version?.stamp }.max()
+        let answer = Answer(
+            key: key, newest: newest?.description,
+            agree: rows.allSatisfy { $0.error == nil && $0.version?.stamp == newest },
+            nodes: rows.map { Row(node: $0.node, version: $0.version?.version, stamp: $0.version?.stamp.description, deleted: $0.version?.tombstone, error: $0.error) })
+        return try JSONBody.response(answer)
+    }
+
     // MARK: - PUT
 
     @Sendable func put(request: Request, context: AgentRequestContext) async throws -> Response {
-        let flags = try QueryFlags(request, allowed: ["cas", "type"], endpoint: "PUT /v1/kv")
+        let flags = try QueryFlags(request, allowed: Set(["cas", "type"]).union(WriteConcern.parameters), endpoint: "PUT /v1/kv")
+        let concern = try WriteConcern.parse(flags)
         let key = try Self.key(request)
         let limit = self.store.settings.maxValueBytes
         let body: ByteBuffer
@@ -133,13 +168,15 @@ struct KVController: Sendable {
         let contentType = flags["type"] ?? Self.contentType(fromMediaType: request.headers[.contentType])
         let version = try await self.store.put(
             key, value: Data(buffer: body), contentType: contentType, cas: try flags.int("cas"), origin: Self.origin(request, context))
+        try await concern?.enforce(revision: version.revision, replicator: self.replicator)
         return try JSONBody.response(VersionDTO(version, includeValue: false), headers: [.gossamerStamp: version.stamp.description])
     }
 
     // MARK: - DELETE
 
     @Sendable func delete(request: Request, context: AgentRequestContext) async throws -> Response {
-        let flags = try QueryFlags(request, allowed: ["cas", "recurse"], endpoint: "DELETE /v1/kv")
+        let flags = try QueryFlags(request, allowed: Set(["cas", "recurse"]).union(WriteConcern.parameters), endpoint: "DELETE /v1/kv")
+        let concern = try WriteConcern.parse(flags)
         try flags.exclusive(["cas", "recurse"])
         let key = try Self.key(request)
         let origin = Self.origin(request, context)
@@ -152,13 +189,15 @@ struct KVController: Sendable {
         } else {
             versions = try await self.store.delete(key, cas: try flags.int("cas"), origin: origin).map { [$0] } ?? []
         }
+        if let last = versions.map(\.revision).max() { try await concern?.enforce(revision: last, replicator: self.replicator) }
         return try JSONBody.response(DeleteDTO(deleted: versions.count, versions: versions.map { VersionDTO($0, includeValue: false) }))
     }
 
     // MARK: - POST (rollback)
 
     @Sendable func post(request: Request, context: AgentRequestContext) async throws -> Response {
-        let flags = try QueryFlags(request, allowed: ["rollback"], endpoint: "POST /v1/kv")
+        let flags = try QueryFlags(request, allowed: Set(["rollback"]).union(WriteConcern.parameters), endpoint: "POST /v1/kv")
+        let concern = try WriteConcern.parse(flags)
         let key = try Self.key(request)
         guard let target = try flags.int("rollback", min: 1) else {
             throw APIError.badRequest("POST /v1/kv/<key> needs ?rollback=<version>; to write a value use PUT")
@@ -167,6 +206,7 @@ struct KVController: Sendable {
         guard let version else {
             return try JSONBody.response(DeleteDTO(deleted: 0, versions: []))
         }
+        try await concern?.enforce(revision: version.revision, replicator: self.replicator)
         return try JSONBody.response(VersionDTO(version, includeValue: false))
     }
 

@@ -9,6 +9,7 @@ struct StatusController: Sendable {
     let cluster: (any ClusterView)?
     let started: ContinuousClock.Instant
     let startedWall: Date
+    var replicator: Replicator? = nil
 
     struct StatusDTO: Encodable {
         var node: String
@@ -53,13 +54,27 @@ struct StatusController: Sendable {
     }
 
     @Sendable func health(request: Request, context: AgentRequestContext) async throws -> Response {
+        var checks: [String: String] = [:]
+        var failing = false
         do {
             _ = try await self.store.revision()
-            return try JSONBody.response(HealthDTO(status: "ok", node: self.settings.nodeName, checks: ["store": "ok"]))
+            checks["store"] = "ok"
         } catch {
-            return try JSONBody.response(
-                HealthDTO(status: "failing", node: self.settings.nodeName, checks: ["store": "\(error)"]), status: .serviceUnavailable)
+            checks["store"] = "\(error)"
+            failing = true
         }
+        if let replicator = self.replicator {
+            let status = await replicator.status()
+            if status.divergentPeers.isEmpty {
+                checks["consistency"] = status.resyncing ? "ok (resyncing after a long absence)" : "ok"
+            } else {
+                checks["consistency"] =
+                    "diverged from \(status.divergentPeers.joined(separator: ", ")) for longer than \(DurationText.format(replicator.settings.divergenceBound)); see GET /v1/consistency"
+                failing = true
+            }
+        }
+        return try JSONBody.response(
+            HealthDTO(status: failing ? "failing" : "ok", node: self.settings.nodeName, checks: checks), status: failing ? .serviceUnavailable : .ok)
     }
 
     @Sendable func compact(request: Request, context: AgentRequestContext) async throws -> Response {

@@ -7,13 +7,15 @@ import NIOFoundationCompat
 /// `POST /v1/txn`: up to 64 operations applied all-or-nothing.
 struct TxnController: Sendable {
     let store: ConfigStore
+    var replicator: Replicator? = nil
 
     func addRoutes(to router: Router<AgentRequestContext>) {
         router.post("/v1/txn", use: self.txn)
     }
 
     @Sendable func txn(request: Request, context: AgentRequestContext) async throws -> Response {
-        _ = try QueryFlags(request, allowed: [], endpoint: "POST /v1/txn")
+        let flags = try QueryFlags(request, allowed: WriteConcern.parameters, endpoint: "POST /v1/txn")
+        let concern = try WriteConcern.parse(flags)
         if let mediaType = request.headers[.contentType], !mediaType.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", "POST /v1/txn takes application/json, not '\(mediaType)'")
         }
@@ -27,6 +29,7 @@ struct TxnController: Sendable {
         }
         let ops = try dto.ops.enumerated().map { index, op throws(APIError) in try Self.op(op, index: index) }
         let receipt = try await self.store.transaction(ops, origin: KVController.origin(request, context))
+        try await concern?.enforce(revision: receipt.revision, replicator: self.replicator)
         let results = zip(dto.ops, receipt.results).map { op, result -> TxnResponseDTO.Result in
             switch result {
             case .put(let version):

@@ -320,7 +320,7 @@ extension Data {
         let change = KVVersion(
             key: "k", value: Data(), contentType: nil, version: 1, revision: 1, stamp: Stamp(wall: 1, counter: 0, node: "n"),
             parent: nil, author: nil, client: nil, tombstone: false, appliedAt: 1)
-        feed.publish([change, change, change])
+        feed.publish([change, change, change], revision: change.revision)
         var received = 0
         for await _ in subscription.events { received += 1 }
         #expect(received == 2)
