@@ -166,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConfigCenterTests",
-            dependencies: ["ConfigCenter"],
+            dependencies: ["ConfigCenter", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
