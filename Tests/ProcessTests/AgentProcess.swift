@@ -36,12 +36,13 @@ final class AgentProcess: @unchecked Sendable {
     var client: GossamerClient { GossamerClient(base: self.address) }
     var pid: Int32 { self.process.processIdentifier }
 
-    init(node: String = "p1", dataDir: URL? = nil, extraArguments: [String] = []) throws {
+    init(node: String = "p1", dataDir: URL? = nil, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.node = node
         self.logDir = temporaryDirectory()
         self.dataDir = dataDir ?? self.logDir.appendingPathComponent("data")
         self.process.executableURL = URL(fileURLWithPath: try gossamerBinary())
         self.process.arguments = ["agent", "--node-name", node, "--data-dir", self.dataDir.path, "--http", "127.0.0.1:0"] + extraArguments
+        if !environment.isEmpty { self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
         _ = FileManager.default.createFile(atPath: self.logDir.appendingPathComponent("stdout").path, contents: nil)
         _ = FileManager.default.createFile(atPath: self.logDir.appendingPathComponent("stderr").path, contents: nil)
         self.process.standardOutput = try FileHandle(forWritingTo: self.logDir.appendingPathComponent("stdout"))

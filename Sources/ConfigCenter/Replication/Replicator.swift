@@ -149,6 +149,10 @@ public final class Replicator: Sendable {
         var agreeSince: Int64?
         var announcedRoot: UInt64?
         var departed: [String: PeerComparison] = [:]
+        /// Push cursors of peers that went away (dead, left, partitioned): when one comes back, pushing resumes
+        /// where it stopped, so it receives every write it missed — losers of concurrent writes included, which
+        /// anti-entropy (current versions only) would never send, so conflicts are recorded on every agent.
+        var departedCursors: [String: Int64] = [:]
     }
 
     public init(
@@ -231,10 +235,11 @@ public final class Replicator: Sendable {
         self.state.withLock { state in
             for peer in live {
                 if state.peers[peer.name] == nil {
-                    var entry = PeerState(peer: peer, ackedRevision: start)
+                    let cursor = state.departedCursors.removeValue(forKey: peer.name) ?? start
+                    var entry = PeerState(peer: peer, ackedRevision: cursor)
                     entry.comparison = state.departed.removeValue(forKey: peer.name)
                     state.peers[peer.name] = entry
-                    state.peers[peer.name]?.task = Task { await self.pushLoop(peer.name, from: start) }
+                    state.peers[peer.name]?.task = Task { await self.pushLoop(peer.name, from: cursor) }
                 } else {
                     state.peers[peer.name]?.peer = peer
                 }
@@ -242,6 +247,7 @@ public final class Replicator: Sendable {
             for (name, entry) in state.peers where !names.contains(name) {
                 if let task = entry.task { stopped.append(task) }
                 if let comparison = entry.comparison { state.departed[name] = comparison }
+                state.departedCursors[name] = entry.ackedRevision
                 state.peers[name] = nil
             }
         }
