@@ -85,9 +85,7 @@ public final class AgentRuntime: Sendable {
                     ?? "http://\(settings.httpHost):\(settings.httpPort)"
                 if let gossip {
                     // Advertise the HTTP API so load balancers and tools can reach every agent.
-                    var tags = gossip.settings.tags
-                    tags["http"] = String(address.dropFirst("http://".count))
-                    _ = await gossip.updateTags(tags)
+                    _ = await gossip.mergeTags(["http": String(address.dropFirst("http://".count))])
                 }
                 await onReady(address, gossip?.snapshot.address?.description)
             },

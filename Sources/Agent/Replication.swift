@@ -30,12 +30,7 @@ struct GossipReplicationMembership: ReplicationMembership {
 
     func announce(root: UInt64) {
         let node = self.node
-        Task {
-            let me = node.settings.name
-            guard var tags = node.snapshot.members.first(where: { $0.name == me })?.metadata else { return }
-            tags["root"] = String(root, radix: 16)
-            _ = await node.updateTags(tags)
-        }
+        Task { _ = await node.mergeTags(["root": String(root, radix: 16)]) }
     }
 }
 

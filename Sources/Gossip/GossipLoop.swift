@@ -106,6 +106,13 @@ struct Loop {
             let outcome = self.instance.updateMetadata(tags)
             if case .updated = outcome { continuation.resume(returning: true) } else { continuation.resume(returning: false) }
             membershipChanged = true
+        case .mergeTags(let changes, let continuation):
+            var tags = self.instance.myself.metadata
+            for (name, value) in changes { tags[name] = value }
+            if let keyring = self.node.keyring { GossipNode.advertise(keyring, in: &tags) }
+            let outcome = self.instance.updateMetadata(tags)
+            if case .updated = outcome { continuation.resume(returning: true) } else { continuation.resume(returning: false) }
+            membershipChanged = true
         case .refreshKeyTags:
             if let keyring = self.node.keyring {
                 var tags = self.instance.myself.metadata

@@ -57,6 +57,9 @@ public final class GossipNode: Sendable {
         case join([SWIM.Address])
         case broadcast([UInt8], CheckedContinuation<Bool, Never>)
         case updateTags([String: String], CheckedContinuation<Bool, Never>)
+        /// Sets (or, for nil, removes) some tags, keeping the others: applied in the loop, so concurrent
+        /// callers never overwrite each other's tags with a stale copy.
+        case mergeTags([String: String?], CheckedContinuation<Bool, Never>)
         /// The keyring changed: re-advertise its fingerprints in this member's tags.
         case refreshKeyTags
         case leave
@@ -126,6 +129,13 @@ public final class GossipNode: Sendable {
         if let keyring = self.keyring { Self.advertise(keyring, in: &tags) }
         return await withCheckedContinuation { continuation in
             if case .terminated = self.input.yield(.updateTags(tags, continuation)) { continuation.resume(returning: false) }
+        }
+    }
+
+    /// Sets (or, for a nil value, removes) the given tags and keeps every other tag of this member.
+    public func mergeTags(_ changes: [String: String?]) async -> Bool {
+        await withCheckedContinuation { continuation in
+            if case .terminated = self.input.yield(.mergeTags(changes, continuation)) { continuation.resume(returning: false) }
         }
     }
 
@@ -274,7 +284,8 @@ public final class GossipNode: Sendable {
     static func abandon(_ input: Input) {
         switch input {
         case .streamRequest(_, _, let continuation): continuation.resume(returning: nil)
-        case .broadcast(_, let continuation), .updateTags(_, let continuation): continuation.resume(returning: false)
+        case .broadcast(_, let continuation), .updateTags(_, let continuation), .mergeTags(_, let continuation):
+            continuation.resume(returning: false)
         default: break
         }
     }

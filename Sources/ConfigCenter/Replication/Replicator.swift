@@ -281,6 +281,7 @@ public final class Replicator: Sendable {
                 }
                 cursor = scanned
                 self.acknowledge(name, revision: scanned, stamp: versions.last?.stamp)
+                if !versions.isEmpty { await self.noteContact() }
                 backoff = .milliseconds(50)
             } catch {
                 if Task.isCancelled { return }
@@ -386,6 +387,7 @@ public final class Replicator: Sendable {
         switch message {
         case .versions(let versions):
             let report = try await self.store.merge(versions)
+            await self.noteContact()
             if report.conflicts > 0 { self.state.withLock { $0.conflicts += report.conflicts } }
             return ReplicationMessage.applied(report).encoded()
         case .digestRequest:
@@ -397,6 +399,18 @@ public final class Replicator: Sendable {
         case .applied, .digest, .keyStamps:
             throw ReplicationWireError("a peer sent an answer where a request was expected")
         }
+    }
+
+    /// Records that this agent exchanged writes with a peer: it was part of the cluster up to now, so a later
+    /// absence is measured from here (persisted at most once a second; `prepare()` reads it after a restart).
+    private func noteContact() async {
+        let now = self.now
+        let due = self.state.withLock { state -> Bool in
+            guard !state.resyncing, now - state.lastSyncAt >= 1000 else { return false }
+            state.lastSyncAt = now
+            return true
+        }
+        if due { try? await self.store.markSynced(at: now) }
     }
 
     // MARK: - Anti-entropy
