@@ -66,6 +66,30 @@ public struct GossamerClient: Sendable {
         }
     }
 
+    /// Downloads a snapshot of the agent's store (`GET /v1/snapshot`): the file's bytes, not yet verified
+    /// (`Snapshot.read` in ConfigCenter checks them). Allows up to 10 minutes and 16 GiB.
+    public func snapshot() async throws -> Data {
+        let request = HTTPClientRequest(url: self.url("/v1/snapshot", query: []))
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: .minutes(10))
+        } catch let error as HTTPClientError where error == .connectTimeout || error == .deadlineExceeded {
+            throw ClientError("the agent at \(self.base) did not answer in time")
+        } catch {
+            throw ClientError("cannot reach the agent at \(self.base) (\(error)); is `gossamer agent` running? Set --addr or GOSSAMER_ADDR")
+        }
+        guard response.status == .ok else {
+            let bytes = try await response.body.collect(upTo: 1024 * 1024)
+            let reply = Reply(status: Int(response.status.code), headers: [], body: Data(buffer: bytes))
+            throw ClientError("\(reply.errorMessage) (HTTP \(reply.status))")
+        }
+        do {
+            return Data(buffer: try await response.body.collect(upTo: 16 << 30))
+        } catch {
+            throw ClientError("the snapshot download from \(self.base) broke off: \(error)")
+        }
+    }
+
     /// Opens a streaming GET (Server-Sent Events) and hands each event to `onEvent` until the stream ends
     /// or `onEvent` returns false.
     public func stream(

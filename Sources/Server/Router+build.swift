@@ -18,6 +18,7 @@ public func buildRouter(
     WatchController(store: store, settings: settings).addRoutes(to: router)
     StatusController(store: store, settings: settings, cluster: cluster, started: .now, startedWall: Date(), replicator: replicator)
         .addRoutes(to: router)
+    SnapshotController(store: store).addRoutes(to: router)
     if let cluster { ClusterController(cluster: cluster).addRoutes(to: router) }
     return router
 }
