@@ -275,4 +275,32 @@ import Testing
         }
         #expect(back.logs.contains("resync"), "the returning agent did not report a full resync")
     }
+
+    /// `gossamer snapshot save` from a live agent, `snapshot restore` into an empty data dir, and a new agent on
+    /// it joins and reconciles: it ends with the cluster's data, including writes made after the snapshot.
+    @Test func test_snapshotSaveRestore_newAgentJoinsAndReconciles() async throws {
+        let agents = try await self.startCluster(2, prefix: "s")
+        defer { for agent in agents { agent.kill9() } }
+        for index in 0..<50 { #expect(try await self.put(agents[index % 2], "snap/\(index)", "v\(index)").status == 200) }
+        let file = temporaryDirectory().appendingPathComponent("cluster.snapshot")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let saved = try await runCLI(["snapshot", "save", file.path, "--addr", agents[0].address])
+        #expect(saved.status == 0, "\(saved.stderr)")
+        let dataDir = temporaryDirectory().appendingPathComponent("restored")
+        let restored = try await runCLI(["snapshot", "restore", file.path, "--data-dir", dataDir.path])
+        #expect(restored.status == 0, "\(restored.stderr)")
+        let again = try await runCLI(["snapshot", "restore", file.path, "--data-dir", dataDir.path])
+        #expect(again.status == 1 && again.stderr.contains("empty"), "restore over a store must be refused: \(again.stderr)")
+
+        // Writes after the snapshot, then the restored agent joins.
+        #expect(try await self.put(agents[1], "snap/after", "late").status == 200)
+        #expect(try await agents[0].client.send(.DELETE, "/v1/kv/snap/0").status == 200)
+        let newcomer = try self.makeAgent("s9", seed: agents[0].gossipAddress, dataDir: dataDir)
+        try await newcomer.start()
+        defer { newcomer.kill9() }
+        try await self.converged(agents + [newcomer], keys: 50)
+        #expect(await self.value(newcomer, "snap/after") == "late")
+        #expect(await self.value(newcomer, "snap/0") == nil)
+        #expect(await self.value(newcomer, "snap/49") == "v49")
+    }
 }
