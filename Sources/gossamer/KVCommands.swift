@@ -92,7 +92,7 @@ struct KVGet: AsyncParsableCommand {
     @Argument(help: "The key, e.g. prod/payments/db.yaml.") var key: String
     @Option(help: "Read this version from history instead of the current one.") var version: Int?
     @Flag(help: "Show version, stamp, author and type above the value.") var detailed = false
-    @Flag(help: "Stale check: show which version each live agent holds, and whether they all agree.") var holders = false
+    @Flag(name: [.customLong("holders"), .customLong("stale-check")], help: "Show which version each live agent holds, and whether they all agree.") var holders = false
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
