@@ -80,8 +80,9 @@ public final class ChangeFeed: Sendable {
     /// Revision of the last change published (the store's current revision), readable without a query.
     public var revision: Int64 { self.published.load(ordering: .acquiring) }
 
-    func setRevision(_ revision: Int64) {
+    func setRevision(_ revision: Int64, localWrite: Int64) {
         self.published.store(revision, ordering: .releasing)
+        self.localPublished.store(localWrite, ordering: .releasing)
     }
 
     /// Number of live subscribers (for metrics).
@@ -106,9 +107,14 @@ public final class ChangeFeed: Sendable {
 
     /// Delivers committed changes to every matching subscriber; `revision` is the store's revision after them
     /// (it can be ahead of the last change: versions merged as stale are history only, nobody watches them).
-    func publish(_ changes: [Change], revision: Int64) {
+    /// `localWrite`: the revision of the last write made on this node in the batch, if any (replication's
+    /// push loops wait for those only, not for every version merged from peers).
+    func publish(_ changes: [Change], revision: Int64, localWrite: Int64? = nil) {
         self.published.store(revision, ordering: .releasing)
-        self.wakeRevisionWaiters()
+        if let localWrite {
+            self.localPublished.store(localWrite, ordering: .releasing)
+            self.wakeRevisionWaiters()
+        }
         guard !changes.isEmpty else { return }
         var laggards: [Subscriber] = []
         self.state.withLock { state in
@@ -138,16 +144,21 @@ public final class ChangeFeed: Sendable {
         for subscriber in subscribers.values { subscriber.continuation.finish() }
     }
 
-    /// Waits until the revision is above `revision`, at most `timeout` (returns either way).
-    public func waitForRevision(above revision: Int64, timeout: Duration) async {
-        guard self.revision <= revision else { return }
+    /// Revision of the last write made on this node (not merged from a peer).
+    public var localWriteRevision: Int64 { self.localPublished.load(ordering: .acquiring) }
+
+    private let localPublished = Atomic<Int64>(0)
+
+    /// Waits until a write made on this node has a revision above `revision`, at most `timeout` (returns either way).
+    public func waitForLocalWrite(above revision: Int64, timeout: Duration) async {
+        guard self.localWriteRevision <= revision else { return }
         let id = self.waiters.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let registered = self.waiters.withLock { state -> Bool in
-                guard self.revision <= revision else { return false }
+                guard self.localWriteRevision <= revision else { return false }
                 state.continuations[id] = continuation
                 return true
             }

@@ -83,7 +83,8 @@ public final class ConfigStore: Sendable {
                 db, sql: "SELECT stamp_wall, stamp_counter, stamp_node FROM kv_history ORDER BY stamp_wall DESC, stamp_counter DESC LIMIT 1")
             return row.map { Stamp(wall: $0[0], counter: UInt32(truncatingIfNeeded: $0[1] as Int64), node: $0[2]) }
         }
-        self.feed.setRevision(try dbWriter.read { db in try Self.revision(db) })
+        let revision = try dbWriter.read { db in try Self.revision(db) }
+        self.feed.setRevision(revision, localWrite: revision)
         var hlc = HybridLogicalClock(node: settings.nodeName)
         if let last { hlc.observe(last, physicalMillis: settings._wallMillis()) }
         self.clock = StampIssuer(hlc)
@@ -435,6 +436,8 @@ private struct BatchEffects {
     var forgotten: [String] = []
     /// Digest replacements: key, old current stamp, new current stamp.
     var digest: [(String, Stamp?, Stamp?)] = []
+    /// Revision of the last version written by a client of this node (not merged from a peer).
+    var localWrite: Int64?
 }
 
 /// The store's keyspace digest behind a lock.
@@ -482,6 +485,7 @@ private struct WriterBox: Sendable {
                             let results = try self.applyOps(
                                 ops, isTransaction: isTransaction, origin: request.origin, state: &state, now: now,
                                 revision: &revision, clock: clock, effects: &effects)
+                            if revision > startRevision { effects.localWrite = revision }
                             responses.append(.success(.init(results: results, revision: revision)))
                         case .merge(let versions):
                             let report = try self.merge(versions, state: &state, now: now, revision: &revision, clock: clock, effects: &effects)
@@ -503,7 +507,7 @@ private struct WriterBox: Sendable {
             cache.apply(effects.changes)
             cache.remove(effects.forgotten)
             digest.apply(effects.digest)
-            feed.publish(effects.changes, revision: revision)
+            feed.publish(effects.changes, revision: revision, localWrite: effects.localWrite)
             return responses
         } catch {
             self.settings.logger.error("write transaction failed", metadata: ["config.error": "\(error)"])

@@ -261,8 +261,9 @@ public final class Replicator: Sendable {
         var cursor = start
         var backoff = Duration.milliseconds(50)
         while !Task.isCancelled {
-            if self.store.feed.revision <= cursor {
-                await self.store.feed.waitForRevision(above: cursor, timeout: .seconds(1))
+            // Wake for writes made here only: versions merged from peers are not this node's to push.
+            if self.store.feed.localWriteRevision <= cursor {
+                await self.store.feed.waitForLocalWrite(above: cursor, timeout: .seconds(1))
                 continue
             }
             guard let peer = self.state.withLock({ $0.peers[name]?.peer }) else { return }
