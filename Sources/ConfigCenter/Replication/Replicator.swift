@@ -212,14 +212,25 @@ public final class Replicator: Sendable {
 
     private func membershipLoop() async {
         var lastAnnounce: Int64 = 0
+        var lastRoot: UInt64 = 0
+        var rootChangedAt: Int64 = 0
         while !Task.isCancelled {
             self.refreshPeers()
-            // Announce the root digest at most once a second, and only when it changed.
+            // Announce the root digest through gossip (each announcement is a gossip broadcast to every member):
+            // once it has been stable for a second — under a steady stream of writes the roots of different
+            // agents are never equal at one instant, so announcing each change would only cost traffic — and
+            // at least every 10 s while it keeps changing.
             let root = self.store.digest.root
-            if self.now - lastAnnounce >= 1000, self.state.withLock({ $0.announcedRoot }) != root {
+            let now = self.now
+            if root != lastRoot {
+                lastRoot = root
+                rootChangedAt = now
+            }
+            let announced = self.state.withLock { $0.announcedRoot }
+            if announced != root, now - rootChangedAt >= 1000 || now - lastAnnounce >= 10_000 {
                 self.membership.announce(root: root)
                 self.state.withLock { $0.announcedRoot = root }
-                lastAnnounce = self.now
+                lastAnnounce = now
             }
             self.updateAgreement(root: root)
             try? await Task.sleep(for: self.settings.membershipRefresh)
@@ -546,7 +557,8 @@ public final class Replicator: Sendable {
     private func updateAgreement(root: UInt64) {
         let now = self.now
         self.state.withLock { state in
-            let agree = state.peers.values.allSatisfy { $0.peer.announcedRoot == root }
+            // No peer yet (alone, or just restarted and not yet connected) is not agreement.
+            let agree = !state.peers.isEmpty && state.peers.values.allSatisfy { $0.peer.announcedRoot == root }
             if agree {
                 if state.agreeSince == nil { state.agreeSince = now }
             } else {
