@@ -28,7 +28,7 @@ final class SimulatedReplicationCluster: ReplicationTransport, Sendable {
             let store = try makeStore(node: name, wall: self.wall)
             built[name] = Replicator(
                 store: store, settings: ReplicationSettings(), membership: Membership(cluster: self, name: name), transport: self,
-                logger: Logger(label: "sim"))
+                logger: Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() }))
         }
         self.replicators.withLock { $0 = built }
     }

@@ -24,7 +24,7 @@ func makeReplicatedApp() throws -> (some ApplicationProtocol, ConfigStore, Repli
     let store = try ConfigStore.inMemory(settings: config)
     var replication = ReplicationSettings()
     replication.writeConcernTimeout = .milliseconds(50)
-    let replicator = Replicator(store: store, settings: replication, membership: NoPeers(), transport: NoPeers(), logger: Logger(label: "test"))
+    let replicator = Replicator(store: store, settings: replication, membership: NoPeers(), transport: NoPeers(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     var settings = ServerSettings()
     settings.nodeName = "r1"
     return (Application(router: buildRouter(store: store, settings: settings, replicator: replicator)), store, replicator)

@@ -25,26 +25,15 @@ import argparse
 import base64
 import http.client
 import json
-import math
-import selectors
+import os
 import socket
 import sys
 import threading
 import time
 import urllib.parse
 
-PATTERN = "gossamer-bench-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ|"
-
-
-def b64(data) -> str:
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.b64encode(data).decode()
-
-
-def make_value(prefix: str, size: int) -> bytes:
-    s = prefix + ";" + PATTERN * (size // len(PATTERN) + 1)
-    return s[:max(size, len(prefix) + 1)].encode()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchcommon import WatchStream, b64, make_value, percentile, read_streams, sse_event, sse_request, stream_socket  # noqa: E402
 
 
 def parse_marker(value: bytes):
@@ -57,98 +46,35 @@ def parse_marker(value: bytes):
     return None
 
 
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return None
-    k = max(0, math.ceil(p / 100.0 * len(sorted_values)) - 1)
-    return sorted_values[k]
+class Stream(WatchStream):
+    """One watch stream: Server-Sent Events (Gossamer) or newline-delimited JSON (etcd)."""
 
-
-class Stream:
-    """One watch stream: an HTTP/1.1 response parsed incrementally (chunked or close-delimited)."""
-
-    def __init__(self, index: int, system: str, sock: socket.socket):
+    def __init__(self, index: int, system: str, sock):
+        super().__init__(sock)
         self.index = index
         self.system = system
-        self.sock = sock
-        self.buf = b""
-        self.payload = b""
-        self.head_done = False
-        self.chunked = False
-        self.closed = False
+        self.sep = b"\n\n" if system == "gossamer" else b"\n"
         self.recv = {}  # seq -> receive time
         self.synced = False
-        self.errors = []
 
-    def feed(self, data: bytes, t: float):
-        self.buf += data
-        if not self.head_done:
-            i = self.buf.find(b"\r\n\r\n")
-            if i < 0:
-                return
-            head = self.buf[:i].decode("latin-1").split("\r\n")
-            self.buf = self.buf[i + 4:]
-            self.head_done = True
-            parts = head[0].split()
-            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            headers = {}
-            for line in head[1:]:
-                if ":" in line:
-                    k, v = line.split(":", 1)
-                    headers[k.strip().lower()] = v.strip()
-            self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-            if status != 200:
-                self.errors.append(f"watch answered HTTP {status}")
-        if self.chunked:
-            while True:
-                i = self.buf.find(b"\r\n")
-                if i < 0:
-                    break
-                try:
-                    size = int(self.buf[:i].split(b";")[0], 16)
-                except ValueError:
-                    self.errors.append("bad chunk header")
-                    self.closed = True
-                    return
-                end = i + 2 + size + 2
-                if len(self.buf) < end:
-                    break
-                self.payload += self.buf[i + 2:i + 2 + size]
-                self.buf = self.buf[end:]
-                if size == 0:
-                    self.closed = True
-                    break
-        else:
-            self.payload += self.buf
-            self.buf = b""
-        self.messages(t)
+    def bad_status(self, status_line: str) -> str:
+        parts = status_line.split()
+        return f"watch answered HTTP {int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0}"
 
-    def messages(self, t: float):
-        sep = b"\n\n" if self.system == "gossamer" else b"\n"
-        while True:
-            i = self.payload.find(sep)
-            if i < 0:
-                return
-            msg = self.payload[:i]
-            self.payload = self.payload[i + len(sep):]
-            if msg.strip():
-                try:
-                    for value in self.values(msg):
-                        self.mark(value, t)
-                except (ValueError, KeyError, TypeError) as e:
-                    self.errors.append(f"unparsable message ({e}): {msg[:120]!r}")
+    def message(self, msg: bytes, t: float):
+        if msg.strip():
+            try:
+                for value in self.values(msg):
+                    self.mark(value, t)
+            except (ValueError, KeyError, TypeError) as e:
+                self.errors.append(f"unparsable message ({e}): {msg[:120]!r}")
 
     def values(self, msg: bytes):
         if self.system == "gossamer":
-            event, data = "message", []
-            for line in msg.replace(b"\r\n", b"\n").split(b"\n"):
-                if line.startswith(b"event:"):
-                    event = line[6:].strip().decode()
-                elif line.startswith(b"data:"):
-                    data.append(line[5:].lstrip())
+            event, data = sse_event(msg)
             if event != "put":
                 return []  # snapshot, heartbeat, delete
-            obj = json.loads(b"\n".join(data))
+            obj = json.loads(data)
             value = obj.get("value") or ""
             if obj.get("encoding") == "base64":
                 return [base64.b64decode(value)]
@@ -178,46 +104,14 @@ class Stream:
 
 
 def open_stream(index, system, host, port, key, since):
-    sock = socket.create_connection((host, port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if system == "gossamer":
         path = "/v1/watch/" + key + (f"?since={urllib.parse.quote(since)}" if since else "")
-        req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        req = sse_request(host, port, path)
     else:
         body = json.dumps({"create_request": {"key": b64(key)}}).encode()
         req = (f"POST /v3/watch HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    sock.sendall(req)
-    sock.setblocking(False)
-    return Stream(index, system, sock)
-
-
-def reader(streams, stop: threading.Event):
-    sel = selectors.DefaultSelector()
-    for s in streams:
-        sel.register(s.sock, selectors.EVENT_READ, s)
-    while not stop.is_set():
-        ready = sel.select(timeout=0.05)
-        got = []
-        for key, _ in ready:
-            s = key.data
-            try:
-                data = s.sock.recv(262144)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError as e:
-                data = b""
-                s.errors.append(f"recv: {e}")
-            got.append((s, data, time.perf_counter()))
-        for s, data, t in got:
-            if not data:
-                if not s.closed:
-                    s.errors.append("stream closed by server")
-                s.closed = True
-                sel.unregister(s.sock)
-                continue
-            s.feed(data, t)
-    sel.close()
+    return Stream(index, system, stream_socket(host, port, req))
 
 
 class Putter:
@@ -270,7 +164,7 @@ def main():
 
     streams = [open_stream(i, args.system, host, port, args.key, since) for i in range(args.watchers)]
     stop = threading.Event()
-    th = threading.Thread(target=reader, args=(streams, stop), daemon=True)
+    th = threading.Thread(target=read_streams, args=(streams, stop), daemon=True)
     th.start()
     errors = []
     put_lat = []
@@ -323,10 +217,7 @@ def main():
         stop.set()
         th.join(timeout=2)
         for s in streams:
-            try:
-                s.sock.close()
-            except OSError:
-                pass
+            s.close()
 
     lat = []
     missed = 0
