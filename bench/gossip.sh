@@ -83,20 +83,11 @@ PIDFILE=$WORK/pids
 DRIVER_PID=""
 
 cleanup() {
-  local rc=$? pid
+  local rc=$?
   trap - EXIT INT TERM
-  if [[ -n $DRIVER_PID ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
-    kill -TERM "$DRIVER_PID" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$DRIVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$DRIVER_PID" 2>/dev/null || true
-  fi
+  stop_driver "$DRIVER_PID" 50
   # Every agent and leave command the driver started, by PID (only if it is still one of ours).
-  while read -r pid; do
-    [[ -n $pid && -r /proc/$pid/cmdline ]] || continue
-    if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -Eq '(^|/)(serf|gossamer) '; then
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done <"$PIDFILE"
+  kill_listed "$PIDFILE" '(^|/)(serf|gossamer) '
   rm -rf "$WORK"
   exit "$rc"
 }

@@ -49,12 +49,8 @@ for c in $CONCURRENCY; do int_in CONCURRENCY "$c" 1 1024; done
 for w in $WATCHERS; do int_in WATCHERS "$w" 1 256; done
 
 # The exact command, with every knob that was set in the environment.
-CMD=""
-for v in RUNS DURATION CONCURRENCY THREADS KEYS VALUE_SIZE WARMUP PAUSE SERIALIZABLE_C WATCHERS WATCH_EVENTS \
-  WATCH_INTERVAL_MS GOSSAMER_BIN OUT_DIR; do
-  if [[ -n ${!v+x} ]] && [[ -n $(printenv "$v" || true) ]]; then CMD+="$v=$(printf '%q' "${!v}") "; fi
-done
-CMD+="bash bench/kv.sh"
+CMD="$(knobs_set RUNS DURATION CONCURRENCY THREADS KEYS VALUE_SIZE WARMUP PAUSE SERIALIZABLE_C WATCHERS WATCH_EVENTS \
+  WATCH_INTERVAL_MS GOSSAMER_BIN OUT_DIR)bash bench/kv.sh"
 [[ $CMD == *RUNS=* ]] || CMD="RUNS=$RUNS $CMD"
 [[ $CMD == *DURATION=* ]] || CMD="DURATION=$DURATION $CMD"
 

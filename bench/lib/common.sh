@@ -1,9 +1,17 @@
 # shellcheck shell=bash
-# Shared by bench/*.sh: knob checks, installing missing Debian packages, and the gossamer binary to measure.
-# The caller sets ROOT (the repo) and defines say() and die() first.
+# Shared by bench/*.sh: knob checks, the command line as run, installing missing Debian packages, the gossamer
+# binary to measure, and stopping a Python driver and what it started. The caller sets ROOT (the repo) and defines
+# say() and die() first.
 
 int_in() { # name value min max
   [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3 && $2 <= $4)) || die "$1 must be an integer in $3..$4, not '$2'"
+}
+
+knobs_set() { # name...: prints "NAME=value " (shell-quoted) for each knob set to something in the environment
+  local v
+  for v; do
+    if [[ -n $(printenv "$v" || true) ]]; then printf '%s=%q ' "$v" "${!v}"; fi
+  done
 }
 
 install_debs() { # package... (only the missing ones are passed)
@@ -27,4 +35,24 @@ gossamer_bin() { # prints the binary: $GOSSAMER_BIN, or a release build of the w
   (cd "$ROOT" && swift build -c release --product gossamer --scratch-path .build-release) >&2 ||
     { say "build failed; retrying once"; sleep 5; (cd "$ROOT" && swift build -c release --product gossamer --scratch-path .build-release) >&2; }
   echo "$ROOT/.build-release/release/gossamer"
+}
+
+stop_driver() { # pid tenths: SIGTERM (the driver then reports what it measured and stops its own children), up to
+  # tenths x 0.1 s for it to exit, then SIGKILL. Nothing if pid is empty or already gone.
+  local i
+  [[ -n $1 ]] && kill -0 "$1" 2>/dev/null || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for ((i = 0; i < $2; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+kill_listed() { # pidfile regex: SIGKILL every PID listed in pidfile (one a line, written by the driver) whose command
+  # line still matches the extended regex, so a PID reused by someone else's process is left alone.
+  local pid
+  while read -r pid; do
+    [[ -n $pid && -r /proc/$pid/cmdline ]] || continue
+    if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -Eq "$2"; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done <"$1"
 }

@@ -39,7 +39,9 @@ import sys
 import tempfile
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchcommon import (CLK_TCK, close_quietly, cpu_ticks, loadavg, meta_pairs, port_free, sigterm_interrupts,  # noqa: E402
+                         utc_date)
 
 
 def log(msg: str) -> None:
@@ -216,11 +218,7 @@ class SerfRPC:
         self.seq = 0
 
     def close(self):
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+        close_quietly(self.sock)
         self.sock = None
         self.stream = None
 
@@ -423,30 +421,10 @@ SYSTEMS = {"serf": Serf, "gossamer": Gossamer}
 # Measurement helpers
 
 
-def port_free(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            if kind == socket.SOCK_STREAM:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-
-
 def udp_counters() -> dict:
     with open("/proc/net/snmp") as f:
         lines = [l.split() for l in f if l.startswith("Udp:")]
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
 
 
 def rss_kib(pid: int) -> int:
@@ -455,11 +433,6 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def loadavg() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 class Poller:
@@ -880,16 +853,9 @@ def main() -> int:
     os.makedirs(args.out_dir, exist_ok=True)
 
     # Stop whatever we started if we are told to stop.
+    sigterm_interrupts()
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    for kv in args.meta:
-        k, _, v = kv.partition("=")
-        meta[k] = v
+    meta = {"date": utc_date(), **meta_pairs(args.meta)}
     meta["load average before"] = loadavg()
     meta["method"] = (f"poll every {args.poll_ms} ms (Serf msgpack RPC `members`, Gossamer GET /v1/members), "
                       f"waits capped at {args.wait_timeout:g} s; idle window {args.idle:g} s starting {args.idle_settle:g} s after the join, "

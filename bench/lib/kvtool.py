@@ -12,27 +12,17 @@
 Only loopback URLs are accepted.
 """
 
-import base64
 import http.client
 import json
+import os
 import random
 import socket
 import sys
 import time
 import urllib.parse
 
-PATTERN = "gossamer-bench-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ|"
-
-
-def bench_value(size: int) -> bytes:
-    """The same value bench/lib/kv.lua writes."""
-    return (PATTERN * (size // len(PATTERN) + 1))[:size].encode()
-
-
-def b64(data) -> str:
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.b64encode(data).decode()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchcommon import b64, bench_value  # noqa: E402
 
 
 def loopback(url: str):

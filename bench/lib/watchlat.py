@@ -33,7 +33,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchcommon import WatchStream, b64, make_value, percentile, read_streams, sse_event, sse_request, stream_socket  # noqa: E402
+from benchcommon import (WatchStream, b64, make_value, percentile, read_streams, sleep_until, sse_event,  # noqa: E402
+                         sse_request, stream_socket)
 
 
 def parse_marker(value: bytes):
@@ -190,10 +191,7 @@ def main():
             if time.monotonic() > hard_deadline:
                 errors.append(f"hard timeout after {seq} puts")
                 break
-            target = start + seq * interval
-            now = time.perf_counter()
-            if target > now:
-                time.sleep(target - now)
+            sleep_until(start + seq * interval)
             value = make_value(f"seq={seq:08d}", args.value_size)
             t0 = time.perf_counter()
             send[seq] = t0
