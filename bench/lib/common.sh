@@ -26,7 +26,7 @@ install_debs() { # package... (only the missing ones are passed)
 gossamer_bin() { # prints the binary: $GOSSAMER_BIN, or a release build of the working tree
   if [[ -n ${GOSSAMER_BIN:-} ]]; then
     [[ -x $GOSSAMER_BIN ]] || die "GOSSAMER_BIN=$GOSSAMER_BIN is not an executable"
-    echo "$GOSSAMER_BIN"
+    realpath "$GOSSAMER_BIN"
     return
   fi
   command -v swift >/dev/null 2>&1 || die "swift not found (set GOSSAMER_BIN to a built gossamer binary)"
