@@ -153,23 +153,36 @@ public struct ReplicationWireError: Error, Sendable, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Builds a message in a byte array (appending to `Data` byte by byte is several times slower).
 private struct WireWriter {
-    var data = Data()
+    var bytes: [UInt8] = []
 
-    mutating func bytes(_ bytes: some Sequence<UInt8>) { self.data.append(contentsOf: bytes) }
-    mutating func u8(_ value: UInt8) { self.data.append(value) }
-    mutating func u32(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { self.data.append(contentsOf: $0) } }
-    mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { self.data.append(contentsOf: $0) } }
+    init() { self.bytes.reserveCapacity(1024) }
 
-    mutating func blob(_ bytes: Data) {
-        self.u32(UInt32(bytes.count))
-        self.data.append(bytes)
+    var data: Data { Data(self.bytes) }
+
+    mutating func bytes(_ more: some Sequence<UInt8>) { self.bytes.append(contentsOf: more) }
+    mutating func u8(_ value: UInt8) { self.bytes.append(value) }
+
+    mutating func u32(_ value: UInt32) {
+        for shift in stride(from: 0, to: 32, by: 8) { self.bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    }
+
+    mutating func u64(_ value: UInt64) {
+        for shift in stride(from: 0, to: 64, by: 8) { self.bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    mutating func blob(_ blob: Data) {
+        self.u32(UInt32(blob.count))
+        self.bytes.append(contentsOf: blob)
     }
 
     mutating func string(_ text: String) {
-        let utf8 = text.utf8
-        self.u32(UInt32(utf8.count))
-        self.data.append(contentsOf: utf8)
+        var text = text
+        text.withUTF8 { utf8 in
+            self.u32(UInt32(utf8.count))
+            self.bytes.append(contentsOf: utf8)
+        }
     }
 
     mutating func optionalString(_ text: String?) {

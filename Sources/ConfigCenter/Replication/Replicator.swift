@@ -279,9 +279,8 @@ public final class Replicator: Sendable {
             }
             guard let peer = self.state.withLock({ $0.peers[name]?.peer }) else { return }
             do {
-                let (versions, scanned) = try await self.store.localWrites(after: cursor, limit: self.settings.pushBatch)
+                let (versions, scanned, request) = try await self.outgoing(after: cursor)
                 if !versions.isEmpty {
-                    let request = ReplicationMessage.versions(versions).encoded()
                     let answer = try await self.transport.send(request, to: peer, timeout: self.settings.requestTimeout)
                     guard case .applied = try ReplicationMessage.decode(answer) else {
                         throw ReplicationWireError("the peer answered a push with something other than an acknowledgement")
@@ -304,6 +303,28 @@ public final class Replicator: Sendable {
             }
         }
     }
+
+    /// The next push batch after `cursor`, encoded. Push loops mostly share a cursor (every peer keeps up), so
+    /// the last batch read and encoded is kept and reused by the others instead of each reading and encoding it
+    /// (a batch states exactly what was written in `(after, scannedTo]`, so it stays true whatever comes later).
+    private func outgoing(after cursor: Int64) async throws -> (versions: [KVVersion], scannedTo: Int64, request: Data) {
+        if let cached = self.lastBatch.withLock({ $0 }), cached.after == cursor {
+            return (cached.versions, cached.scannedTo, cached.request)
+        }
+        let (versions, scanned) = try await self.store.localWrites(after: cursor, limit: self.settings.pushBatch)
+        let request = versions.isEmpty ? Data() : ReplicationMessage.versions(versions).encoded()
+        self.lastBatch.withLock { $0 = OutgoingBatch(after: cursor, scannedTo: scanned, versions: versions, request: request) }
+        return (versions, scanned, request)
+    }
+
+    private struct OutgoingBatch {
+        var after: Int64
+        var scannedTo: Int64
+        var versions: [KVVersion]
+        var request: Data
+    }
+
+    private let lastBatch = Mutex<OutgoingBatch?>(nil)
 
     private func acknowledge(_ name: String, revision: Int64, stamp: Stamp?) {
         let now = self.now
