@@ -15,6 +15,8 @@ struct VersionDTO: Encodable, Sendable {
     var revision: Int64
     var stamp: String
     var parent: String?
+    /// The agent that made the write (the node of its stamp).
+    var origin: String
     var author: String?
     var client: String?
     var deleted: Bool
@@ -38,6 +40,7 @@ struct VersionDTO: Encodable, Sendable {
         self.revision = version.revision
         self.stamp = version.stamp.description
         self.parent = version.parent?.description
+        self.origin = version.stamp.node
         self.author = version.author
         self.client = version.client
         self.deleted = version.tombstone
@@ -134,6 +137,7 @@ extension VersionDTO {
         field("deleted", self.deleted ? "true" : "false")
         string("encoding", self.encoding)
         string("key", self.key)
+        string("origin", self.origin)
         string("parent", self.parent)
         field("revision", String(self.revision))
         field("size", String(self.size))
