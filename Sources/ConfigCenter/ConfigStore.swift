@@ -531,12 +531,14 @@ private struct WriterBox: Sendable {
                 report.ignored += 1
                 continue
             }
-            if try Self.parent(db, key: incoming.key, of: incoming.stamp) != nil {
+            let current = try state.current(incoming.key)
+            // A stored version is never newer than the current one, so only an older (or equal) stamp can be a
+            // duplicate: the common case, a new version, skips the lookup.
+            if let current, incoming.stamp <= current.stamp, try Self.parent(db, key: incoming.key, of: incoming.stamp) != nil {
                 report.duplicates += 1
                 continue
             }
             clock.observe(incoming.stamp, physicalMillis: now)
-            let current = try state.current(incoming.key)
             if let current, incoming.stamp < current.stamp {
                 // Old news: an ancestor that arrived late, or the loser of a concurrent write.
                 let ancestor = try Self.chain(db, key: incoming.key, from: current.stamp, contains: incoming.stamp)
