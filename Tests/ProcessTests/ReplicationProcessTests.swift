@@ -14,8 +14,15 @@ import Testing
             try await agent.start()
             agents.append(agent)
         }
-        _ = try await eventually("\(count) agents alive everywhere", agents: agents) { view in
-            view.count == count && view.values.allSatisfy { $0.status == "alive" }
+        do {
+            _ = try await eventually("\(count) agents alive everywhere", agents: agents) { view in
+                view.count == count && view.values.allSatisfy { $0.status == "alive" }
+            }
+        } catch {
+            for agent in agents {
+                Issue.record("\(agent.node) running=\(agent.process.isRunning):\n\(agent.logs.suffix(3000))")
+            }
+            throw error
         }
         // Replication learns peers from gossip a moment later: wait until every agent replicates with all others.
         let start = ContinuousClock.now
