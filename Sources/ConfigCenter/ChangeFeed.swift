@@ -149,30 +149,39 @@ public final class ChangeFeed: Sendable {
 
     private let localPublished = Atomic<Int64>(0)
 
-    /// Waits until a write made on this node has a revision above `revision`, at most `timeout` (returns either way).
-    public func waitForLocalWrite(above revision: Int64, timeout: Duration) async {
+    /// Waits until a write made on this node has a revision above `revision`, or the task is cancelled.
+    /// (No timer per wait: push loops wait here once per batch, thousands of times a second under load.)
+    public func waitForLocalWrite(above revision: Int64) async {
         guard self.localWriteRevision <= revision else { return }
         let id = self.waiters.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let registered = self.waiters.withLock { state -> Bool in
-                guard self.localWriteRevision <= revision else { return false }
-                state.continuations[id] = continuation
-                return true
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let registered = self.waiters.withLock { state -> Bool in
+                    guard self.localWriteRevision <= revision, !state.cancelled.contains(id) else { return false }
+                    state.continuations[id] = continuation
+                    return true
+                }
+                if !registered { continuation.resume() }
             }
-            guard registered else { return continuation.resume() }
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.waiters.withLock { $0.continuations.removeValue(forKey: id) }?.resume()
+        } onCancel: {
+            let waiting = self.waiters.withLock { state -> CheckedContinuation<Void, Never>? in
+                if let continuation = state.continuations.removeValue(forKey: id) { return continuation }
+                // Cancelled before the continuation was registered: make the registration give up.
+                state.cancelled.insert(id)
+                return nil
             }
+            waiting?.resume()
         }
+        self.waiters.withLock { _ = $0.cancelled.remove(id) }
     }
 
     private struct RevisionWaiters {
         var nextID: UInt64 = 0
         var continuations: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var cancelled: Set<UInt64> = []
     }
 
     private let waiters = Mutex(RevisionWaiters())

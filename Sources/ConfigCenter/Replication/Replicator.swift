@@ -274,7 +274,7 @@ public final class Replicator: Sendable {
         while !Task.isCancelled {
             // Wake for writes made here only: versions merged from peers are not this node's to push.
             if self.store.feed.localWriteRevision <= cursor {
-                await self.store.feed.waitForLocalWrite(above: cursor, timeout: .seconds(1))
+                await self.store.feed.waitForLocalWrite(above: cursor)
                 continue
             }
             guard let peer = self.state.withLock({ $0.peers[name]?.peer }) else { return }
