@@ -24,11 +24,13 @@ import Testing
             }
             throw error
         }
-        // Replication learns peers from gossip a moment later: wait until every agent replicates with all others.
+        // Replication learns peers (and their HTTP address, a gossip tag) from gossip a moment later: wait until
+        // every agent replicates with all others. The `local` profile retransmits a tag update only twice, so a
+        // member can miss it and learn it at the next push-pull (15 s): allow for that.
         let start = ContinuousClock.now
         for agent in agents {
             while (await self.consistency(agent)["peers"] as? [Any])?.count != count - 1 {
-                guard ContinuousClock.now - start < .seconds(10) else { throw ClientError("\(agent.node) never saw all its peers") }
+                guard ContinuousClock.now - start < .seconds(40) else { throw ClientError("\(agent.node) never saw all its peers") }
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
