@@ -135,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "gossamer",
             dependencies: [
-                "Agent", "Client", "Gossip",
+                "Agent", "Client", "Gossip", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -83,8 +83,6 @@ final class FaultInjection: Sendable {
     func set(_ nodes: Set<String>) {
         self.blocked.withLock { $0 = nodes }
     }
-
-    var current: Set<String> { self.blocked.withLock { $0 } }
 }
 
 /// Runs the replicator as a service.

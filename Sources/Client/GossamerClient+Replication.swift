@@ -8,13 +8,12 @@ extension GossamerClient {
     public struct WriteConcern: Sendable, Equatable {
         /// A number of agents (this one included) from 1 to 1000, or nil for every live agent (`all`).
         public var replicas: Int?
-        /// The wait as the agent reads it (`500ms`, `5s`, `1m30s`); nil: the agent's default (5s).
-        public var timeout: String?
-        /// `timeout` in seconds, when given.
-        public var timeoutSeconds: Double?
+        /// How long the agent waits for them; nil: the agent's default (5s).
+        public var timeout: Duration?
 
-        /// Parses `--replicas K|all` and `--timeout DURATION`; the error says what is accepted.
-        public init(replicas: String, timeout: String?) throws {
+        /// Checks `--replicas K|all` and a timeout already parsed (the CLI uses the agent's own `DurationText`);
+        /// the error says what is accepted.
+        public init(replicas: String, timeout: Duration?) throws {
             switch replicas.lowercased() {
             case "all": self.replicas = nil
             default:
@@ -24,60 +23,28 @@ extension GossamerClient {
                 self.replicas = count
             }
             if let timeout {
-                guard let seconds = Self.seconds(timeout), seconds > 0, seconds <= 120 else {
-                    throw ClientError("timeout must be a duration up to 2m such as 500ms, 5s or 1m30s, not '\(timeout)'")
+                guard timeout > .zero, timeout <= .seconds(120) else {
+                    throw ClientError("timeout must be a duration up to 2m such as 500ms, 5s or 1m30s")
                 }
                 self.timeout = timeout
-                self.timeoutSeconds = seconds
             }
         }
 
         /// The query parameters a write takes.
         public var query: [(String, String?)] {
             var query: [(String, String?)] = [("replicas", self.replicas.map(String.init) ?? "all")]
-            if let timeout = self.timeout { query.append(("timeout", timeout)) }
+            if let timeout = self.timeout { query.append(("timeout", "\(Self.millis(timeout))ms")) }
             return query
         }
 
         /// How long the HTTP request may take: the agent waits up to `timeout` (default 5s) for the replicas
         /// after committing, so allow that on top of the usual limit.
         public var requestTimeout: TimeAmount {
-            .seconds(30 + Int64((self.timeoutSeconds ?? 5).rounded(.up)))
+            .milliseconds(30_000 + Self.millis(self.timeout ?? .seconds(5)))
         }
 
-        /// Seconds in a duration such as `250ms`, `5s`, `1m30s`, `2m` or a bare number of seconds (the agent's format).
-        static func seconds(_ text: String) -> Double? {
-            if let seconds = Double(text) { return seconds >= 0 ? seconds : nil }
-            var total = 0.0
-            var number = ""
-            var unit = ""
-            func flush() -> Bool {
-                guard let value = Double(number), value >= 0 else { return false }
-                switch unit {
-                case "ms": total += value / 1000
-                case "s": total += value
-                case "m": total += value * 60
-                case "h": total += value * 3600
-                case "d": total += value * 86400
-                default: return false
-                }
-                number = ""
-                unit = ""
-                return true
-            }
-            for char in text {
-                if char.isNumber || char == "." {
-                    if !unit.isEmpty { guard flush() else { return nil } }
-                    number.append(char)
-                } else if char.isLetter {
-                    guard !number.isEmpty else { return nil }
-                    unit.append(char)
-                } else {
-                    return nil
-                }
-            }
-            guard !number.isEmpty, flush() else { return nil }
-            return total
+        private static func millis(_ duration: Duration) -> Int64 {
+            duration.components.seconds * 1000 + (duration.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
         }
     }
 

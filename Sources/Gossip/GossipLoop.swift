@@ -103,21 +103,16 @@ struct Loop {
             let outcome = self.instance.broadcast(payload, using: &self.rng)
             if case .queued = outcome { continuation.resume(returning: true) } else { continuation.resume(returning: false) }
         case .updateTags(let tags, let continuation):
-            let outcome = self.instance.updateMetadata(tags)
-            if case .updated = outcome { continuation.resume(returning: true) } else { continuation.resume(returning: false) }
+            continuation.resume(returning: self.setTags(tags))
             membershipChanged = true
         case .mergeTags(let changes, let continuation):
             var tags = self.instance.myself.metadata
             for (name, value) in changes { tags[name] = value }
-            if let keyring = self.node.keyring { GossipNode.advertise(keyring, in: &tags) }
-            let outcome = self.instance.updateMetadata(tags)
-            if case .updated = outcome { continuation.resume(returning: true) } else { continuation.resume(returning: false) }
+            continuation.resume(returning: self.setTags(tags))
             membershipChanged = true
         case .refreshKeyTags:
-            if let keyring = self.node.keyring {
-                var tags = self.instance.myself.metadata
-                GossipNode.advertise(keyring, in: &tags)
-                _ = self.instance.updateMetadata(tags)
+            if self.node.keyring != nil {
+                _ = self.setTags(self.instance.myself.metadata)
                 membershipChanged = true
             }
         case .leave:
@@ -186,6 +181,15 @@ struct Loop {
             }
         }
         return changed
+    }
+
+    /// Replaces this member's tags; with encryption on, the `keys` and `primary-key` tags always advertise the
+    /// keyring's fingerprints. False when the tags are too large.
+    private mutating func setTags(_ tags: [String: String]) -> Bool {
+        var tags = tags
+        if let keyring = self.node.keyring { GossipNode.advertise(keyring, in: &tags) }
+        if case .updated = self.instance.updateMetadata(tags) { return true }
+        return false
     }
 
     private mutating func send(_ bytes: [UInt8], to address: SWIM.Address) async {

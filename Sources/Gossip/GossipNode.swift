@@ -125,9 +125,7 @@ public final class GossipNode: Sendable {
     /// Replaces this member's tags (gossiped with a higher incarnation). False if too large or stopped.
     /// With encryption on, the `keys` and `primary-key` tags always advertise the keyring's fingerprints.
     public func updateTags(_ tags: [String: String]) async -> Bool {
-        var tags = tags
-        if let keyring = self.keyring { Self.advertise(keyring, in: &tags) }
-        return await withCheckedContinuation { continuation in
+        await withCheckedContinuation { continuation in
             if case .terminated = self.input.yield(.updateTags(tags, continuation)) { continuation.resume(returning: false) }
         }
     }

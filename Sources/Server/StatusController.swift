@@ -64,12 +64,12 @@ struct StatusController: Sendable {
             failing = true
         }
         if let replicator = self.replicator {
-            let status = await replicator.status()
-            if status.divergentPeers.isEmpty {
-                checks["consistency"] = status.resyncing ? "ok (resyncing after a long absence)" : "ok"
+            let divergent = replicator.divergentPeers()
+            if divergent.isEmpty {
+                checks["consistency"] = replicator.resyncing ? "ok (resyncing after a long absence)" : "ok"
             } else {
                 checks["consistency"] =
-                    "diverged from \(status.divergentPeers.joined(separator: ", ")) for longer than \(DurationText.format(replicator.settings.divergenceBound)); see GET /v1/consistency"
+                    "diverged from \(divergent.joined(separator: ", ")) for longer than \(DurationText.format(replicator.settings.divergenceBound)); see GET /v1/consistency"
                 failing = true
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Client
+import Server
 import Foundation
 
 struct KVCommand: AsyncParsableCommand {
@@ -61,8 +62,15 @@ struct WriteConcernOptions: ParsableArguments {
             if self.timeout != nil { throw ValidationError("--timeout needs --replicas (how many agents must hold the write), e.g. --replicas all --timeout 5s") }
             return nil
         }
+        var timeout: Duration?
+        if let text = self.timeout {
+            guard let parsed = DurationText.parse(text) else {
+                throw ValidationError("--timeout must be a duration up to 2m such as 500ms, 5s or 1m30s, not '\(text)'")
+            }
+            timeout = parsed
+        }
         do {
-            return try GossamerClient.WriteConcern(replicas: replicas, timeout: self.timeout)
+            return try GossamerClient.WriteConcern(replicas: replicas, timeout: timeout)
         } catch {
             throw ValidationError("--\(error)")
         }

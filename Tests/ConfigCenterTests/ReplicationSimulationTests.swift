@@ -47,7 +47,7 @@ final class SimulatedReplicationCluster: ReplicationTransport, Sendable {
     }
 
     func send(_ request: Data, to peer: ReplicationPeer, timeout: Duration) async throws -> Data {
-        // The sender is not known here; callers check reachability before sending.
+        // The sender is not known here: the test only sends between nodes that `reachable` allows.
         try await self.replicator(peer.address).handle(request)
     }
 
@@ -57,8 +57,6 @@ final class SimulatedReplicationCluster: ReplicationTransport, Sendable {
         func livePeers() -> [ReplicationPeer] { self.cluster.peers(of: self.name) }
         func announce(root: UInt64) {}
     }
-
-    struct Unreachable: Error {}
 }
 
 @Suite struct ReplicationSimulationTests {

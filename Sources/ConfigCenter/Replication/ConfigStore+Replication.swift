@@ -21,12 +21,6 @@ public struct MergeReport: Sendable, Equatable {
         self.conflicts = conflicts
         self.ignored = ignored
     }
-
-    public static func + (lhs: MergeReport, rhs: MergeReport) -> MergeReport {
-        MergeReport(
-            applied: lhs.applied + rhs.applied, current: lhs.current + rhs.current, duplicates: lhs.duplicates + rhs.duplicates,
-            conflicts: lhs.conflicts + rhs.conflicts, ignored: lhs.ignored + rhs.ignored)
-    }
 }
 
 extension ConfigStore {

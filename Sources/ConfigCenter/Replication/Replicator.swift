@@ -607,11 +607,19 @@ public final class Replicator: Sendable {
         public var divergentPeers: [String]
     }
 
-    public func status() async -> ConsistencyStatus {
-        let root = self.store.digest.root
-        let newest = (try? await self.store.localWrites(after: max(0, self.store.feed.revision - 1), limit: 1))?.versions.last?.stamp
+    /// Peers whose divergence has outlasted `divergenceBound` (what `/health` needs: no query, only state).
+    public func divergentPeers() -> [String] {
         let now = self.now
         let bound = ConfigStore.millis(self.settings.divergenceBound)
+        return self.state.withLock { state in
+            state.peers.values.filter { entry in entry.divergentSince.map { now - $0 > bound } ?? false }.map(\.peer.name).sorted()
+        }
+    }
+
+    public func status() async -> ConsistencyStatus {
+        let root = self.store.digest.root
+        // The newest write made here (its revision is known, so this reads one row).
+        let newest = (try? await self.store.localWrites(after: max(0, self.store.feed.localWriteRevision - 1), limit: 1))?.versions.first?.stamp
         let snapshot = self.state.withLock { $0 }
         var peers: [PeerReplicationStatus] = []
         for entry in snapshot.peers.values.sorted(by: { $0.peer.name < $1.peer.name }) {
@@ -624,13 +632,12 @@ public final class Replicator: Sendable {
                     behindMillis: behind, lastAckAt: entry.lastAckAt, bytesSent: entry.bytesSent, lastError: entry.lastError,
                     lastComparison: entry.comparison, announcedRoot: entry.peer.announcedRoot))
         }
-        let divergent = snapshot.peers.values.filter { entry in entry.divergentSince.map { now - $0 > bound } ?? false }.map(\.peer.name)
         let keys = (try? await self.store.counts().keys) ?? 0
         return ConsistencyStatus(
             node: self.store.nodeName, root: root, keys: keys, resyncing: snapshot.resyncing,
             allAgree: snapshot.agreeSince != nil && !snapshot.resyncing, agreeSince: snapshot.agreeSince, peers: peers,
             repairs: snapshot.repairs, conflicts: snapshot.conflicts, malformedRequests: snapshot.malformed, bytesSent: snapshot.bytesSent,
-            bytesReceived: snapshot.bytesReceived, lastSyncAt: snapshot.lastSyncAt, divergentPeers: divergent.sorted())
+            bytesReceived: snapshot.bytesReceived, lastSyncAt: snapshot.lastSyncAt, divergentPeers: self.divergentPeers())
     }
 
     /// Which version of `key` each live agent holds (nil version: the agent does not hold the key; error: unreachable).
