@@ -77,7 +77,14 @@ let package = Package(
         ),
         .target(
             name: "Registry",
-            dependencies: ["ConfigCenter", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ConfigCenter", "RedisCache",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -98,7 +105,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "ConfigCenter",
+                "ConfigCenter", "Registry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -111,7 +118,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "ConfigCenter", "Server", "Gossip", "GossipCore",
+                "ConfigCenter", "Server", "Gossip", "GossipCore", "Registry", "RedisCache",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -135,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "gossamer",
             dependencies: [
-                "Agent", "Client", "Gossip", "Server",
+                "Agent", "Client", "ConfigCenter", "Gossip", "Registry", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -195,6 +202,16 @@ let package = Package(
         .testTarget(
             name: "LoadBalancerTests",
             dependencies: ["LoadBalancer", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RedisCacheTests",
+            dependencies: ["RedisCache"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RegistryTests",
+            dependencies: ["Registry", "ConfigCenter", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -5,6 +5,7 @@ import Gossip
 import GossipCore
 import Hummingbird
 import Logging
+import Registry
 import NIOCore
 import Server
 import ServiceLifecycle
@@ -22,6 +23,12 @@ public final class AgentRuntime: Sendable {
     public let gossip: GossipNode?
     /// Replication with the other agents (nil without gossip).
     public let replicator: Replicator?
+    /// The service registry.
+    public let registry: Registry
+    /// The registry's Redis cache (nil without `--redis`).
+    public let redisMirror: RedisMirror?
+    /// Drains this agent (its instances go into maintenance) or undoes it.
+    private let setDrain: @Sendable (Bool) async -> Void
     private let httpClient: HTTPClient?
     private let faults: FaultInjection
     private let logger: Logger
@@ -59,6 +66,16 @@ public final class AgentRuntime: Sendable {
             self.httpClient = nil
             self.replicator = nil
         }
+        if let gossip = self.gossip {
+            self.registry = Registry(store: self.store, membership: GossipRegistryMembership(node: gossip), settings: settings.registry, logger: logger)
+            self.setDrain = { enable in _ = await gossip.mergeTags(["drain": enable ? "1" : nil]) }
+        } else {
+            let membership = LocalRegistryMembership(name: settings.nodeName, draining: settings.drain)
+            self.registry = Registry(store: self.store, membership: membership, settings: settings.registry, logger: logger)
+            self.setDrain = { enable in membership.setDraining(enable) }
+        }
+        let registry = self.registry
+        self.redisMirror = settings.redis.map { RedisMirror(registry: registry, endpoint: $0, logger: logger) }
         self.settings = settings
         self.logger = logger
         self.onReady = onReady
@@ -71,7 +88,11 @@ public final class AgentRuntime: Sendable {
         server.logger = self.logger
         server.logger.logLevel = settings.logLevel
         let cluster = self.gossip.map { GossipClusterView(node: $0, runtime: self) }
-        let router = buildRouter(store: self.store, settings: server, cluster: cluster, replicator: self.replicator)
+        var cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))?
+        if let mirror = self.redisMirror { cacheStatus = { mirror.status } }
+        let router = buildRouter(
+            store: self.store, settings: server, cluster: cluster, replicator: self.replicator,
+            registry: RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus))
         if self.faults.enabled, let gossip = self.gossip { FaultRoutes(faults: self.faults, gossip: gossip).addRoutes(to: router) }
         let settings = self.settings
         let gossip = self.gossip
@@ -85,7 +106,7 @@ public final class AgentRuntime: Sendable {
                     ?? "http://\(settings.httpHost):\(settings.httpPort)"
                 if let gossip {
                     // Advertise the HTTP API so load balancers and tools can reach every agent.
-                    _ = await gossip.mergeTags(["http": String(address.dropFirst("http://".count))])
+                    _ = await gossip.mergeTags(["http": String(address.dropFirst("http://".count)), "drain": settings.drain ? "1" : nil])
                 }
                 await onReady(address, gossip?.snapshot.address?.description)
             },
@@ -99,6 +120,8 @@ public final class AgentRuntime: Sendable {
         // Services stop in reverse order: gossip leaves the cluster first, the HTTP API stops last.
         if let gossip { services.append(.init(service: GossipService(node: gossip), successTerminationBehavior: .gracefullyShutdownGroup)) }
         if let replicator { services.append(.init(service: ReplicationService(replicator: replicator))) }
+        services.append(.init(service: RegistryService(registry: self.registry)))
+        if let mirror = self.redisMirror { services.append(.init(service: RedisMirrorService(mirror: mirror))) }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
         self.group.withLock { $0 = group }

@@ -3,6 +3,8 @@ import Foundation
 import Gossip
 import GossipCore
 import Logging
+import RedisCache
+import Registry
 import Server
 
 /// Everything an agent runs with. Flags, the config file and defaults meet here, and only here.
@@ -26,6 +28,12 @@ public struct AgentSettings: Sendable {
     public var server = ServerSettings()
     /// Replication between agents (used when gossip is on).
     public var replication = ReplicationSettings()
+    /// The service registry's settings.
+    public var registry = RegistrySettings()
+    /// The Redis cache of the registry (`redis://host:port/db`); nil: no cache.
+    public var redis: RedisEndpoint? = nil
+    /// Start drained: every instance this agent owns is in maintenance.
+    public var drain = false
 
     public init() {}
 
@@ -45,6 +53,9 @@ public struct AgentSettings: Sendable {
         ("replication.anti_entropy_interval", "how often the keyspace digest is compared with a random peer (default 5s)"),
         ("replication.write_concern_timeout", "how long ?replicas=K waits by default (default 5s)"),
         ("replication.divergence_bound", "divergence older than this makes /health unhealthy (default 60s)"),
+        ("redis", "Redis URL redis://[:password@]host:port/db caching the service registry (default: no cache)"),
+        ("drain", "true: start drained, every instance this agent owns in maintenance (default false)"),
+        ("registry.min_deregister_critical_after", "shortest deregister_critical_after a registration may ask for (default 1m)"),
         ("gossip", "gossip address host:port for UDP and TCP (e.g. 127.0.0.1:7946); unset: no cluster"),
         ("join", "comma-separated gossip addresses of members to join"),
         ("encrypt_key", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; make one with `gossamer keygen`"),
@@ -129,6 +140,21 @@ public struct AgentSettings: Sendable {
         if let bound = try duration("replication.divergence_bound") {
             guard bound >= .seconds(1) else { throw AgentSettingsError("replication.divergence_bound must be at least 1s") }
             settings.replication.divergenceBound = bound
+        }
+        if let minimum = try duration("registry.min_deregister_critical_after") {
+            guard minimum >= .seconds(1) else { throw AgentSettingsError("registry.min_deregister_critical_after must be at least 1s") }
+            settings.registry.minimumDeregisterAfter = minimum
+        }
+        if let url = merged["redis"], !url.isEmpty {
+            do {
+                settings.redis = try RedisEndpoint(url: url)
+            } catch {
+                throw AgentSettingsError("redis: \(error.message) (expected redis://[:password@]host:port/db)")
+            }
+        }
+        if let drain = merged["drain"] {
+            guard let value = Bool(drain.lowercased()) else { throw AgentSettingsError("drain must be true or false, not '\(drain)'") }
+            settings.drain = value
         }
         settings.config.nodeName = settings.nodeName
         settings.server.nodeName = settings.nodeName

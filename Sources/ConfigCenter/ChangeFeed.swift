@@ -82,7 +82,7 @@ public final class ChangeFeed: Sendable {
 
     func setRevision(_ revision: Int64, localWrite: Int64) {
         self.published.store(revision, ordering: .releasing)
-        self.localPublished.store(localWrite, ordering: .releasing)
+        self.localWrites.advance(to: localWrite)
     }
 
     /// Number of live subscribers (for metrics).
@@ -111,10 +111,7 @@ public final class ChangeFeed: Sendable {
     /// push loops wait for those only, not for every version merged from peers).
     func publish(_ changes: [Change], revision: Int64, localWrite: Int64? = nil) {
         self.published.store(revision, ordering: .releasing)
-        if let localWrite {
-            self.localPublished.store(localWrite, ordering: .releasing)
-            self.wakeRevisionWaiters()
-        }
+        if let localWrite { self.localWrites.advance(to: localWrite) }
         guard !changes.isEmpty else { return }
         var laggards: [Subscriber] = []
         self.state.withLock { state in
@@ -145,54 +142,14 @@ public final class ChangeFeed: Sendable {
     }
 
     /// Revision of the last write made on this node (not merged from a peer).
-    public var localWriteRevision: Int64 { self.localPublished.load(ordering: .acquiring) }
+    public var localWriteRevision: Int64 { self.localWrites.value }
 
-    private let localPublished = Atomic<Int64>(0)
+    private let localWrites = Watermark()
 
     /// Waits until a write made on this node has a revision above `revision`, or the task is cancelled.
     /// (No timer per wait: push loops wait here once per batch, thousands of times a second under load.)
     public func waitForLocalWrite(above revision: Int64) async {
-        guard self.localWriteRevision <= revision else { return }
-        let id = self.waiters.withLock { state -> UInt64 in
-            state.nextID += 1
-            return state.nextID
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let registered = self.waiters.withLock { state -> Bool in
-                    guard self.localWriteRevision <= revision, !state.cancelled.contains(id) else { return false }
-                    state.continuations[id] = continuation
-                    return true
-                }
-                if !registered { continuation.resume() }
-            }
-        } onCancel: {
-            let waiting = self.waiters.withLock { state -> CheckedContinuation<Void, Never>? in
-                if let continuation = state.continuations.removeValue(forKey: id) { return continuation }
-                // Cancelled before the continuation was registered: make the registration give up.
-                state.cancelled.insert(id)
-                return nil
-            }
-            waiting?.resume()
-        }
-        self.waiters.withLock { _ = $0.cancelled.remove(id) }
-    }
-
-    private struct RevisionWaiters {
-        var nextID: UInt64 = 0
-        var continuations: [UInt64: CheckedContinuation<Void, Never>] = [:]
-        var cancelled: Set<UInt64> = []
-    }
-
-    private let waiters = Mutex(RevisionWaiters())
-
-    private func wakeRevisionWaiters() {
-        let woken = self.waiters.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard !state.continuations.isEmpty else { return [] }
-            defer { state.continuations.removeAll(keepingCapacity: true) }
-            return Array(state.continuations.values)
-        }
-        for continuation in woken { continuation.resume() }
+        await self.localWrites.wait(above: revision)
     }
 
     fileprivate func remove(_ id: UInt64) {

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import Hummingbird
+import Registry
 import NIOCore
 import NIOHTTP1
 
@@ -80,6 +81,8 @@ struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as ConfigStoreError {
+            return try error.apiError.response(from: request, context: context)
+        } catch let error as RegistryError {
             return try error.apiError.response(from: request, context: context)
         } catch let error as HTTPError {
             let code: String

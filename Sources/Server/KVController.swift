@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOFoundationCompat
+import Registry
 
 /// `/v1/kv/<key>`: get, list, history, diff, blocking read, put, delete and rollback.
 struct KVController: Sendable {
@@ -165,6 +166,7 @@ struct KVController: Sendable {
         } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, code: "value_too_large", "the value is larger than the limit of \(limit) bytes")
         }
+        try Self.refuseReserved(key)
         let contentType = flags["type"] ?? Self.contentType(fromMediaType: request.headers[.contentType])
         let version = try await self.store.put(
             key, value: Data(buffer: body), contentType: contentType, cas: try flags.int("cas"), origin: Self.origin(request, context))
@@ -179,6 +181,7 @@ struct KVController: Sendable {
         let concern = try WriteConcern.parse(flags)
         try flags.exclusive(["cas", "recurse"])
         let key = try Self.key(request)
+        try Self.refuseReserved(key, prefix: flags.has("recurse"))
         let origin = Self.origin(request, context)
         let versions: [KVVersion]
         if flags.has("recurse") {
@@ -202,6 +205,7 @@ struct KVController: Sendable {
         guard let target = try flags.int("rollback", min: 1) else {
             throw APIError.badRequest("POST /v1/kv/<key> needs ?rollback=<version>; to write a value use PUT")
         }
+        try Self.refuseReserved(key)
         let version = try await self.store.rollback(key, to: target, origin: Self.origin(request, context))
         guard let version else {
             return try JSONBody.response(DeleteDTO(deleted: 0, versions: []))
@@ -220,6 +224,16 @@ struct KVController: Sendable {
             throw APIError.badRequest("the key in the path is not valid percent-encoded UTF-8", code: "bad_key")
         }
         return key
+    }
+
+    /// Refuses writes under the registry's reserved prefix (or a prefix that covers it).
+    static func refuseReserved(_ key: String, prefix: Bool = false) throws(APIError) {
+        let reserved = RegistryKeys.reservedPrefix
+        if key.hasPrefix(reserved) || (prefix && !key.isEmpty && reserved.hasPrefix(key)) {
+            throw APIError(
+                .forbidden, code: "reserved_key",
+                "keys under '\(reserved)' are managed by the service registry; use /v1/services (docs/api.md)")
+        }
     }
 
     static func origin(_ request: Request, _ context: AgentRequestContext) -> WriteOrigin {
@@ -254,4 +268,5 @@ extension HTTPField.Name {
     static let gossamerNode = Self("X-Gossamer-Node")!
     static let gossamerAuthor = Self("X-Gossamer-Author")!
     static let lastEventID = Self("Last-Event-ID")!
+    static let gossamerIndex = Self("X-Gossamer-Index")!
 }

@@ -3,10 +3,12 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Registry
 
 /// Builds the agent's HTTP API over a config store. Handlers only decode, call the store and encode.
 public func buildRouter(
-    store: ConfigStore, settings: ServerSettings, cluster: (any ClusterView)? = nil, replicator: Replicator? = nil
+    store: ConfigStore, settings: ServerSettings, cluster: (any ClusterView)? = nil, replicator: Replicator? = nil,
+    registry: RegistryRoutes? = nil
 ) -> Router<AgentRequestContext> {
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: ResponseMiddleware(node: settings.nodeName, feed: store.feed))
@@ -16,10 +18,31 @@ public func buildRouter(
     TxnController(store: store, replicator: replicator).addRoutes(to: router)
     if let replicator { ReplicationController(replicator: replicator).addRoutes(to: router) }
     WatchController(store: store, settings: settings).addRoutes(to: router)
-    StatusController(store: store, settings: settings, cluster: cluster, started: .now, startedWall: Date(), replicator: replicator)
+    StatusController(
+        store: store, settings: settings, cluster: cluster, started: .now, startedWall: Date(), replicator: replicator,
+        cacheStatus: registry?.cacheStatus)
         .addRoutes(to: router)
     SnapshotController(store: store).addRoutes(to: router)
+    if let registry {
+        RegistryController(registry: registry.registry, settings: settings, setDrain: registry.setDrain).addRoutes(to: router)
+    }
     if let cluster { ClusterController(cluster: cluster).addRoutes(to: router) }
     return router
 }
 
+
+/// What the registry's routes need from the agent: the registry and a way to drain this agent.
+public struct RegistryRoutes: Sendable {
+    public var registry: Registry
+    public var setDrain: @Sendable (Bool) async -> Void
+    /// The Redis cache's state for `/health` (nil: no cache configured).
+    public var cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))?
+
+    public init(
+        registry: Registry, setDrain: @escaping @Sendable (Bool) async -> Void, cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))? = nil
+    ) {
+        self.registry = registry
+        self.setDrain = setDrain
+        self.cacheStatus = cacheStatus
+    }
+}

@@ -10,6 +10,9 @@ struct StatusController: Sendable {
     let started: ContinuousClock.Instant
     let startedWall: Date
     var replicator: Replicator? = nil
+    /// The registry's Redis cache, when configured: degraded does not fail `/health` (lookups are served
+    /// from the store), but it shows.
+    var cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))? = nil
 
     struct StatusDTO: Encodable {
         var node: String
@@ -73,8 +76,13 @@ struct StatusController: Sendable {
                 failing = true
             }
         }
+        var degraded = false
+        if let cache = self.cacheStatus?() {
+            checks["redis"] = cache.detail
+            degraded = !cache.healthy
+        }
         return try JSONBody.response(
-            HealthDTO(status: failing ? "failing" : "ok", node: self.settings.nodeName, checks: checks), status: failing ? .serviceUnavailable : .ok)
+            HealthDTO(status: failing ? "failing" : (degraded ? "degraded" : "ok"), node: self.settings.nodeName, checks: checks), status: failing ? .serviceUnavailable : .ok)
     }
 
     @Sendable func compact(request: Request, context: AgentRequestContext) async throws -> Response {

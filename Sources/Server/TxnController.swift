@@ -59,11 +59,14 @@ struct TxnController: Sendable {
             default:
                 throw APIError.badRequest("ops[\(index)] (set) needs exactly one of 'value' or 'value_base64'")
             }
+            try KVController.refuseReserved(op.key)
             return .put(key: op.key, value: value, contentType: op.type, cas: op.cas)
         case "delete":
+            try KVController.refuseReserved(op.key)
             return .delete(key: op.key, cas: op.cas)
         case "delete-tree":
             guard !op.key.isEmpty else { throw APIError.badRequest("ops[\(index)] (delete-tree) needs a non-empty prefix") }
+            try KVController.refuseReserved(op.key, prefix: true)
             return .deletePrefix(prefix: op.key)
         case "check":
             guard let version = op.version else {

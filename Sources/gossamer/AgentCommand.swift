@@ -56,6 +56,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Gossip timings: lan (default), wan or local.")
     var gossipProfile: String?
 
+    @Option(help: "Redis URL caching the service registry, e.g. redis://127.0.0.1:6379/0 (default: no cache).")
+    var redis: String?
+
+    @Flag(help: "Start drained: every service instance this agent owns is in maintenance until `gossamer services drain off`.")
+    var drain = false
+
     @Option(name: .customLong("config"), help: "Config file (.toml, .yaml or .yml) with the same keys as the flags.")
     var configFile: String?
 
@@ -73,6 +79,8 @@ struct AgentCommand: AsyncParsableCommand {
         flags["cluster_label"] = self.clusterLabel
         flags["tags"] = self.tags
         flags["gossip_profile"] = self.gossipProfile
+        flags["redis"] = self.redis
+        if self.drain { flags["drain"] = "true" }
         let file = try self.configFile.map { path throws(AgentSettingsError) in try ConfigFile.load(path: path) } ?? [:]
         let settings: AgentSettings
         do {

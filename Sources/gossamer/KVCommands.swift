@@ -1,5 +1,6 @@
 import ArgumentParser
 import Client
+import ConfigCenter
 import Server
 import Foundation
 

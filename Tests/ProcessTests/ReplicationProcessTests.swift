@@ -42,9 +42,9 @@ import Testing
         try FileManager.default.createDirectory(at: config.deletingLastPathComponent(), withIntermediateDirectories: true)
         try """
         gossip_profile = "local"
+        \(extraConfig)
         [replication]
         anti_entropy_interval = "1s"
-        \(extraConfig)
         """.write(to: config, atomically: true, encoding: .utf8)
         var arguments = ["--gossip", gossip, "--config", config.path]
         if let seed { arguments += ["--join", seed] }

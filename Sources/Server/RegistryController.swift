@@ -1,0 +1,234 @@
+import ConfigCenter
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOFoundationCompat
+import Registry
+
+/// `/v1/services`, `/v1/checks` and `/v1/agent/drain`: the service registry's HTTP API (docs/api.md).
+struct RegistryController: Sendable {
+    let registry: Registry
+    let settings: ServerSettings
+    /// Turns this agent's drain on or off (a gossip tag, or a local flag without gossip).
+    let setDrain: @Sendable (Bool) async -> Void
+
+    func addRoutes(to router: Router<AgentRequestContext>) {
+        router.get("/v1/services", use: self.list)
+        router.get("/v1/services/:service", use: self.lookup)
+        router.put("/v1/services/:service", use: self.putSettings)
+        router.get("/v1/services/:service/watch", use: self.watch)
+        router.get("/v1/services/:service/instances/:id", use: self.getInstance)
+        router.put("/v1/services/:service/instances/:id", use: self.register)
+        router.delete("/v1/services/:service/instances/:id", use: self.deregister)
+        router.put("/v1/services/:service/instances/:id/maintenance", use: self.maintenance)
+        router.put("/v1/checks/:check/:verb", use: self.report)
+        router.put("/v1/agent/drain", use: self.drain)
+    }
+
+    // MARK: Reads
+
+    @Sendable func list(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "GET /v1/services")
+        return try JSONBody.response(self.registry.services())
+    }
+
+    @Sendable func lookup(request: Request, context: AgentRequestContext) async throws -> Response {
+        let flags = try QueryFlags(request, allowed: ["passing", "tag", "zone", "index", "wait"], endpoint: "GET /v1/services/<name>")
+        let service = try Self.service(context)
+        let filter = Self.filter(request, flags)
+        let answer: ServiceLookup
+        if let indexText = flags["index"] {
+            guard let index = Int64(indexText), index >= 0 else {
+                throw APIError.badRequest("index must be the X-Gossamer-Index of an earlier answer (an integer), not '\(indexText)'")
+            }
+            answer = await self.registry.lookup(service, filter: filter, index: index, timeout: try self.wait(flags))
+        } else {
+            if flags.has("wait") { throw APIError.badRequest("'wait' needs 'index' (the X-Gossamer-Index of an earlier answer)") }
+            answer = self.registry.lookup(service, filter: filter)
+        }
+        return try JSONBody.response(answer, headers: [.gossamerIndex: String(answer.index)])
+    }
+
+    @Sendable func getInstance(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "GET /v1/services/<name>/instances/<id>")
+        let service = try Self.service(context)
+        let id = try context.parameters.require("id")
+        guard let view = self.registry.instance(service, id) else {
+            throw APIError(.notFound, code: "not_found", "instance \(service)/\(id) is not registered")
+        }
+        return try JSONBody.response(view)
+    }
+
+    /// `GET /v1/services/<name>/watch`: SSE of the lookup, first and after every change.
+    @Sendable func watch(request: Request, context: AgentRequestContext) async throws -> Response {
+        let flags = try QueryFlags(request, allowed: ["passing", "tag", "zone"], endpoint: "GET /v1/services/<name>/watch")
+        let service = try Self.service(context)
+        let filter = Self.filter(request, flags)
+        let registry = self.registry
+        let heartbeat = self.settings.watchHeartbeat
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                var index: Int64 = -1
+                var lastBeat = ContinuousClock.now
+                while !Task.isCancelled {
+                    let answer = index < 0 ? registry.lookup(service, filter: filter) : await registry.lookup(service, filter: filter, index: index, timeout: heartbeat)
+                    if answer.index != index {
+                        var event = ByteBuffer(string: "id: \(answer.index)\nevent: instances\ndata: ")
+                        event.writeImmutableBuffer(try JSONBody.buffer(answer))
+                        event.writeString("\n")
+                        try await writer.write(event)
+                        index = answer.index
+                        lastBeat = .now
+                    } else if ContinuousClock.now - lastBeat >= heartbeat {
+                        try await writer.write(ByteBuffer(string: "event: heartbeat\ndata: {\"index\":\(index)}\n\n"))
+                        lastBeat = .now
+                    }
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    // MARK: Writes
+
+    @Sendable func register(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "PUT /v1/services/<name>/instances/<id>")
+        let service = try Self.service(context)
+        let id = try context.parameters.require("id")
+        let body = try await Self.body(request)
+        let registration: RegistrationRequest
+        do {
+            registration = try JSONDecoder().decode(RegistrationRequest.self, from: body)
+        } catch let error as DecodingError {
+            let field = Self.field(of: error)
+            throw APIError(
+                .badRequest, code: "bad_registration", "the registration is not valid JSON of the expected shape: \(DecodingErrorText.describe(error))",
+                details: ["field": .string(field)])
+        }
+        let view = try await self.registry.register(service: service, id: id, request: registration, origin: KVController.origin(request, context))
+        return try JSONBody.response(view)
+    }
+
+    @Sendable func deregister(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "DELETE /v1/services/<name>/instances/<id>")
+        let service = try Self.service(context)
+        let id = try context.parameters.require("id")
+        let removed = try await self.registry.deregister(service: service, id: id, origin: KVController.origin(request, context))
+        guard removed else { throw APIError(.notFound, code: "not_found", "instance \(service)/\(id) is not registered") }
+        return try JSONBody.response(["deregistered": true])
+    }
+
+    @Sendable func maintenance(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "PUT /v1/services/<name>/instances/<id>/maintenance")
+        let service = try Self.service(context)
+        let id = try context.parameters.require("id")
+        struct Body: Decodable {
+            var enable: Bool
+            var reason: String?
+        }
+        let body = try JSONDecoder().decode(Body.self, from: try await Self.body(request))
+        let view = try await self.registry.setMaintenance(service: service, id: id, enable: body.enable, reason: body.reason, origin: KVController.origin(request, context))
+        return try JSONBody.response(view)
+    }
+
+    @Sendable func putSettings(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "PUT /v1/services/<name>")
+        let service = try Self.service(context)
+        let settings = try JSONDecoder().decode(ServiceSettings.self, from: try await Self.body(request))
+        let saved = try await self.registry.setSettings(service, settings, origin: KVController.origin(request, context))
+        return try JSONBody.response(saved)
+    }
+
+    @Sendable func report(request: Request, context: AgentRequestContext) async throws -> Response {
+        let flags = try QueryFlags(request, allowed: ["note"], endpoint: "PUT /v1/checks/<id>/pass|warn|fail")
+        let check = try context.parameters.require("check")
+        let status: HealthStatus
+        switch try context.parameters.require("verb") {
+        case "pass": status = .passing
+        case "warn": status = .warning
+        case "fail": status = .critical
+        case let other: throw APIError.badRequest("a check report is pass, warn or fail, not '\(other)'")
+        }
+        let result = try await self.registry.report(check: check, status: status, note: flags["note"])
+        return try JSONBody.response(["check": result] as [String: InstanceView.Check])
+    }
+
+    @Sendable func drain(request: Request, context: AgentRequestContext) async throws -> Response {
+        _ = try QueryFlags(request, allowed: [], endpoint: "PUT /v1/agent/drain")
+        struct Body: Decodable { var enable: Bool }
+        let body = try JSONDecoder().decode(Body.self, from: try await Self.body(request))
+        await self.setDrain(body.enable)
+        return try JSONBody.response(["node": JSONValue.string(self.settings.nodeName), "draining": .bool(body.enable)])
+    }
+
+    // MARK: Helpers
+
+    private static let maxBody = 256 * 1024
+
+    private static func body(_ request: Request) async throws -> Data {
+        do {
+            return Data(buffer: try await request.body.collect(upTo: Self.maxBody))
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "body_too_large", "the request body is larger than \(Self.maxBody) bytes")
+        }
+    }
+
+    private static func service(_ context: AgentRequestContext) throws -> String {
+        let service = try context.parameters.require("service")
+        do {
+            try RegistrationRules.validateServiceName(service)
+        } catch {
+            throw APIError(.badRequest, code: "bad_registration", error.message, details: ["field": .string(error.field)])
+        }
+        return service
+    }
+
+    private static func filter(_ request: Request, _ flags: QueryFlags) -> LookupFilter {
+        let tags = request.uri.queryParameters.filter { $0.key == "tag" }.map { String($0.value) }
+        return LookupFilter(passingOnly: flags.has("passing"), tags: tags, zone: flags["zone"])
+    }
+
+    private func wait(_ flags: QueryFlags) throws -> Duration {
+        guard let text = flags["wait"] else { return self.settings.defaultWait }
+        guard let parsed = DurationText.parse(text), parsed <= self.settings.maxWait else {
+            throw APIError.badRequest("wait must be a duration up to \(DurationText.format(self.settings.maxWait)) such as 30s or 5m, not '\(text)'")
+        }
+        return parsed
+    }
+
+    /// The JSON path of the field a decoding error is about (`port`, `checks[0].interval`).
+    private static func field(of error: DecodingError) -> String {
+        let context: DecodingError.Context?
+        var path: [any CodingKey] = []
+        switch error {
+        case .keyNotFound(let key, let ctx):
+            context = ctx
+            path = ctx.codingPath + [key]
+        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx), .dataCorrupted(let ctx): context = ctx
+        @unknown default: context = nil
+        }
+        if path.isEmpty { path = context?.codingPath ?? [] }
+        var text = ""
+        for key in path {
+            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return text.isEmpty ? "body" : text
+    }
+}
+
+extension RegistryError {
+    /// The API form of a registry error (the response middleware answers with it).
+    var apiError: APIError {
+        switch self {
+        case .badRegistration(let problem):
+            APIError(.badRequest, code: "bad_registration", problem.message, details: ["field": .string(problem.field)])
+        case .badRequest(let message): APIError.badRequest(message)
+        case .notFound(let message): APIError(.notFound, code: "not_found", message)
+        case .conflict(let message): APIError(.conflict, code: "conflict", message)
+        case .notOwner(let check, let owner, let http):
+            APIError(
+                .conflict, code: "not_owner", "check '\(check)' is run by agent \(owner); send the report there\(http.map { " (http://\($0))" } ?? "")",
+                details: ["owner": .string(owner), "owner_http": http.map { .string("http://\($0)") } ?? .null])
+        }
+    }
+}
