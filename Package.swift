@@ -164,6 +164,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .executableTarget(
+            name: "RedisBench",
+            dependencies: ["RedisCache"],
+            path: "Benchmarks/RedisBench",
+            swiftSettings: strict
+        ),
+
         // MARK: - Test support and tests
         .target(
             name: "TestSupport",

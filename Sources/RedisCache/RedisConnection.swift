@@ -30,7 +30,9 @@ public final class RedisConnection: Sendable {
     public init(endpoint: RedisEndpoint, connectTimeout: Duration, commandTimeout: Duration) throws(RedisError) {
         Hiredis.sigpipeIgnored
         let address = endpoint.address
-        guard let context = redisConnectWithTimeout(endpoint.host, Int32(clamping: endpoint.port), Hiredis.timeval(connectTimeout))
+        guard
+            let context = redisConnectWithTimeout(
+                endpoint.host, Int32(clamping: endpoint.port), Hiredis.timeval(connectTimeout))
         else {
             throw RedisError(.connect, "cannot connect to redis at \(address): out of memory")
         }
@@ -41,7 +43,8 @@ public final class RedisConnection: Sendable {
             guard redisSetTimeout(context, Hiredis.timeval(commandTimeout)) == REDIS_OK,
                 redisEnableKeepAlive(context) == REDIS_OK
             else {
-                throw RedisError(.connect, "cannot configure the connection to redis at \(address): \(Hiredis.errorText(context))")
+                throw RedisError(
+                    .connect, "cannot configure the connection to redis at \(address): \(Hiredis.errorText(context))")
             }
             try Self.handshake(context, endpoint: endpoint, timeout: commandTimeout)
         } catch {

@@ -138,7 +138,8 @@ private struct SubscriptionLoop: Sendable {
                 guard !stopFlag.isStopped else { break }
                 let delay = backoff.next()
                 recovering = true
-                logger.warning("redis subscriber lost its connection", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                logger.warning(
+                    "redis subscriber lost its connection", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 pause(delay)
             }
         }
@@ -165,7 +166,8 @@ private struct SubscriptionLoop: Sendable {
         case ("message", 3):
             deliver(RedisMessage(channel: Self.text(parts[1]), payload: Self.bytes(parts[2])))
         case ("pmessage", 4):
-            deliver(RedisMessage(channel: Self.text(parts[2]), payload: Self.bytes(parts[3]), pattern: Self.text(parts[1])))
+            deliver(
+                RedisMessage(channel: Self.text(parts[2]), payload: Self.bytes(parts[3]), pattern: Self.text(parts[1])))
         case ("subscribe", _), ("psubscribe", _):
             if recovering {
                 logger.info("redis subscriber subscribed again")

@@ -64,6 +64,9 @@ final class HealthRunner: Sendable {
         return instance.report(check: check, status: status, note: note)
     }
 
+    /// Instances whose checks run here.
+    var count: Int { self.running.withLock { $0.count } }
+
     /// True while the checks of `service/id` run here.
     func isRunning(_ key: String) -> Bool { self.running.withLock { $0[key] != nil } }
 

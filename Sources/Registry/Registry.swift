@@ -152,6 +152,12 @@ public final class Registry: Sendable {
     /// smallest name. True when that is this agent.
     public var isCustodian: Bool { Reaper.custodian(self.catalog.agents()) == self.node }
 
+    /// Instances this agent removed after `deregister_critical_after`.
+    public var removedCritical: Int { self.reaper.removed }
+
+    /// Instances whose checks run on this agent.
+    public var checksRunning: Int { self.runner.count }
+
     /// The agents the registry knows, for deciding who mirrors what.
     public func agent(_ name: String) -> AgentInfo? { self.catalog.agent(name) }
 

@@ -20,7 +20,7 @@ public func buildRouter(
     WatchController(store: store, settings: settings).addRoutes(to: router)
     StatusController(
         store: store, settings: settings, cluster: cluster, started: .now, startedWall: Date(), replicator: replicator,
-        cacheStatus: registry?.cacheStatus)
+        registry: registry?.registry, cacheStatus: registry?.cacheStatus)
         .addRoutes(to: router)
     SnapshotController(store: store).addRoutes(to: router)
     if let registry {

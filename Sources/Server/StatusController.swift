@@ -1,6 +1,7 @@
 import ConfigCenter
 import Foundation
 import Hummingbird
+import Registry
 
 /// `GET /v1/status`, `GET /health` and `POST /v1/admin/compact`.
 struct StatusController: Sendable {
@@ -10,6 +11,8 @@ struct StatusController: Sendable {
     let started: ContinuousClock.Instant
     let startedWall: Date
     var replicator: Replicator? = nil
+    /// The service registry (nil in router tests without one).
+    var registry: Registry? = nil
     /// The registry's Redis cache, when configured: degraded does not fail `/health` (lookups are served
     /// from the store), but it shows.
     var cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))? = nil
@@ -24,6 +27,7 @@ struct StatusController: Sendable {
         var started_at: String
         var uptime_seconds: Double
         var gossip: [String: JSONValue]?
+        var registry: [String: JSONValue]?
     }
 
     struct HealthDTO: Encodable {
@@ -53,7 +57,18 @@ struct StatusController: Sendable {
                 keys: counts.keys, versions: counts.versions, watchers: self.store.feed.subscriberCount,
                 started_at: Timestamps.iso8601(millis: Int64(self.startedWall.timeIntervalSince1970 * 1000)),
                 uptime_seconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
-                gossip: self.cluster?.gossipStatus()))
+                gossip: self.cluster?.gossipStatus(), registry: self.registry.map { self.registryStatus($0) }))
+    }
+
+    private func registryStatus(_ registry: Registry) -> [String: JSONValue] {
+        let services = registry.services()
+        var status: [String: JSONValue] = [
+            "services": .int(services.count), "instances": .int(services.reduce(0) { $0 + $1.instances }),
+            "passing": .int(services.reduce(0) { $0 + $1.passing }), "removed_critical": .int(registry.removedCritical),
+            "checks_running": .int(registry.checksRunning),
+        ]
+        if let cache = self.cacheStatus?() { status["redis"] = .string(cache.detail) }
+        return status
     }
 
     @Sendable func health(request: Request, context: AgentRequestContext) async throws -> Response {

@@ -126,7 +126,7 @@ struct KVGet: AsyncParsableCommand {
             print(Output.string(entry["value"]))
             return
         }
-        FileHandle.standardOutput.write(reply.body)
+        Output.write(reply.body)
         if reply.body.last != 0x0A, isatty(STDOUT_FILENO) != 0 { print("") }
     }
 
@@ -274,7 +274,7 @@ struct KVDiff: AsyncParsableCommand {
             let text = String(decoding: reply.body, as: UTF8.self)
             return Output.json(try JSONSerialization.data(withJSONObject: ["key": self.key, "from": self.from, "to": self.to, "diff": text] as [String: Any]))
         }
-        if reply.body.isEmpty { print("Versions \(self.from) and \(self.to) of \(self.key) are identical") } else { FileHandle.standardOutput.write(reply.body) }
+        if reply.body.isEmpty { print("Versions \(self.from) and \(self.to) of \(self.key) are identical") } else { Output.write(reply.body) }
     }
 }
 

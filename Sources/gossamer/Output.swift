@@ -19,7 +19,17 @@ struct ClientOptions: ParsableArguments {
 enum Output {
     /// Writes one line to standard output at once (unbuffered), for streams and readiness lines.
     static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        self.write(Data((text + "\n").utf8))
+    }
+
+    /// Writes bytes to standard output. When the reader has gone (`gossamer … | head`), exits quietly like
+    /// other command-line tools instead of crashing on the broken pipe.
+    static func write(_ data: Data) {
+        do {
+            try FileHandle.standardOutput.write(contentsOf: data)
+        } catch {
+            exit(0)
+        }
     }
 
     /// Prints rows as an aligned table with a header.
@@ -42,10 +52,10 @@ enum Output {
         if let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]),
             let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
         {
-            FileHandle.standardOutput.write(pretty)
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            Output.write(pretty)
+            Output.write(Data("\n".utf8))
         } else {
-            FileHandle.standardOutput.write(data)
+            Output.write(data)
         }
     }
 

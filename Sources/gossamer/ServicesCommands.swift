@@ -39,7 +39,7 @@ func registryPath(_ segments: String...) -> String {
 }
 
 /// `on` or `off`, for maintenance and drain.
-enum Switch: String, CaseIterable, ExpressibleByArgument {
+enum OnOff: String, CaseIterable, ExpressibleByArgument {
     case on, off
 }
 
@@ -63,10 +63,10 @@ struct InstanceFilters: ParsableArguments {
 }
 
 extension ClientOptions {
-    /// Sends a JSON body (`PUT` by default) and returns the answer unchecked.
-    func send(_ path: String, json body: [String: Any], method: GossamerClient.Method = .PUT) async throws -> GossamerClient.Reply {
+    /// `PUT`s a JSON body to the agent and returns the answer unchecked.
+    func put(_ path: String, json body: [String: Any]) async throws -> GossamerClient.Reply {
         let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
-        return try await self.client.send(method, path, body: data, headers: [("Content-Type", "application/json")])
+        return try await self.client.send(.PUT, path, body: data, headers: [("Content-Type", "application/json")])
     }
 }
 
@@ -88,6 +88,9 @@ enum InstanceOutput {
     /// One instance as the API answers it: its row, then its checks (their ids are what `services check` takes).
     static func detailed(_ instance: [String: Any]) {
         Output.table(self.header, [self.row(instance)])
+        if let reason = instance["maintenance_reason"] as? String, instance["maintenance"] as? Bool == true {
+            print("maintenance: \(reason)")
+        }
         let checks = (instance["checks"] as? [[String: Any]]) ?? []
         guard !checks.isEmpty else { return }
         print("")
@@ -272,7 +275,7 @@ struct ServicesRegister: AsyncParsableCommand {
 
     func run() async throws {
         let (name, id, body) = if let file = self.file { try self.registration(fromFile: file) } else { (self.name ?? "", self.id ?? "", try self.flagBody()) }
-        let reply = try await self.options.send(registryPath("services", name, "instances", id), json: body).check()
+        let reply = try await self.options.put(registryPath("services", name, "instances", id), json: body).check()
         if self.options.json { return Output.json(reply.body) }
         print("Registered \(id) in \(name) with this agent, its owner")
         InstanceOutput.detailed(Output.object(reply.body))
@@ -458,7 +461,7 @@ struct ServicesMaintenance: AsyncParsableCommand {
 
     @Argument(help: "The service name.") var name: String
     @Argument(help: "The instance id.") var id: String
-    @Argument(help: "on: out of rotation, off: back in.") var mode: Switch
+    @Argument(help: "on: out of rotation, off: back in.") var mode: OnOff
     @Option(help: "Why the instance is in maintenance (with on).") var reason: String?
     @OptionGroup var options: ClientOptions
 
@@ -469,7 +472,7 @@ struct ServicesMaintenance: AsyncParsableCommand {
     func run() async throws {
         var body: [String: Any] = ["enable": self.mode == .on]
         body["reason"] = self.reason
-        let reply = try await self.options.send(registryPath("services", self.name, "instances", self.id, "maintenance"), json: body).check()
+        let reply = try await self.options.put(registryPath("services", self.name, "instances", self.id, "maintenance"), json: body).check()
         if self.options.json { return Output.json(reply.body) }
         print(
             self.mode == .on
@@ -501,7 +504,7 @@ struct ServicesSettings: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let reply = try await self.options.send(registryPath("services", self.name), json: ["protect_threshold": self.protectThreshold]).check()
+        let reply = try await self.options.put(registryPath("services", self.name), json: ["protect_threshold": self.protectThreshold]).check()
         if self.options.json { return Output.json(reply.body) }
         let threshold = Output.object(reply.body)["protect_threshold"] ?? self.protectThreshold
         print(
@@ -557,11 +560,11 @@ struct ServicesDrain: AsyncParsableCommand {
               gossamer services drain on --addr http://10.0.0.5:7700
             """)
 
-    @Argument(help: "on: drain the agent at --addr, off: undo it.") var mode: Switch
+    @Argument(help: "on: drain the agent at --addr, off: undo it.") var mode: OnOff
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        let reply = try await self.options.send("/v1/agent/drain", json: ["enable": self.mode == .on]).check()
+        let reply = try await self.options.put("/v1/agent/drain", json: ["enable": self.mode == .on]).check()
         if self.options.json { return Output.json(reply.body) }
         let agent = reply.header("X-Gossamer-Node").map { "Agent \($0)" } ?? "The agent at \(self.options.client.base)"
         print(

@@ -1,0 +1,231 @@
+// RedisBench: registry lookups through our own Redis client (`RedisCache.RedisClient`), for bench/registry.sh.
+// TASKS concurrent tasks each send pipelined batches of PIPELINE `HGETALL gossamer:svc:svc-<12-digit n>` (n random in
+// 0..<SERVICES) through one client with CONNECTIONS connections, for DURATION seconds after a WARMUP, and print one
+// JSON line on stdout: lookups/s, and p50/p99/max of the time per pipelined batch (from just before `pipeline(_:)`
+// until its replies are back).
+//
+//   swift build -c release --product RedisBench --scratch-path .build-release
+//   .build-release/release/RedisBench --redis redis://127.0.0.1:6379/0 --duration 10
+//
+// Options (all but --redis have defaults):
+//   --redis URL         the server (redis://host:port/db)
+//   --duration S        measured seconds (default 10, 1-600)
+//   --warmup S          seconds of the same load before, not counted (default 1, 0-60)
+//   --tasks N           concurrent tasks (default 64)
+//   --pipeline N        HGETALLs per batch (default 16)
+//   --connections N     connections (and pool threads) of the client (default 8)
+//   --services N        keys svc-000000000000 .. svc-<N-1> (default 50)
+//   --seed N            random key choice (default 1)
+//
+// Every reply is checked: an error or a thrown RedisError counts under "errors" (the run stops after 1,000 of
+// them), an empty hash (missing key) under "empty". The run is bounded by DURATION + WARMUP plus one command
+// timeout (2 s) per task.
+
+import RedisCache
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct Options: Sendable {
+    var redis = ""
+    var duration = 10
+    var warmup = 1
+    var tasks = 64
+    var pipeline = 16
+    var connections = 8
+    var services = 50
+    var seed: UInt64 = 1
+}
+
+/// What one task measured in the counted window.
+struct TaskResult: Sendable {
+    var lookups = 0
+    var batchMilliseconds: [Double] = []
+    var errors = 0
+    var empty = 0
+    var firstError: String?
+}
+
+func fail(_ message: String) -> Never {
+    var text = "RedisBench: \(message)\n"
+    text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
+    exit(2)
+}
+
+func parseOptions(_ arguments: [String]) -> Options {
+    var options = Options()
+    var index = 0
+    func number(_ name: String, _ text: String, _ range: ClosedRange<Int>) -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            fail("\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), not '\(text)'")
+        }
+        return value
+    }
+    while index < arguments.count {
+        let name = arguments[index]
+        guard index + 1 < arguments.count else { fail("\(name) needs a value") }
+        let value = arguments[index + 1]
+        switch name {
+        case "--redis": options.redis = value
+        case "--duration": options.duration = number(name, value, 1...600)
+        case "--warmup": options.warmup = number(name, value, 0...60)
+        case "--tasks": options.tasks = number(name, value, 1...4096)
+        case "--pipeline": options.pipeline = number(name, value, 1...1024)
+        case "--connections": options.connections = number(name, value, 1...256)
+        case "--services": options.services = number(name, value, 1...1_000_000)
+        case "--seed": options.seed = UInt64(number(name, value, 0...Int(Int32.max)))
+        default: fail("unknown option \(name)")
+        }
+        index += 2
+    }
+    if options.redis.isEmpty { fail("--redis URL is required") }
+    return options
+}
+
+/// `gossamer:svc:svc-` and the number zero-padded to 12 digits, the names bench/lib/registrybench.py registers
+/// (so that redis-benchmark's `__rand_int__` with `-r N` hits the same keys).
+func serviceKey(_ number: Int) -> String {
+    let digits = String(number)
+    return "gossamer:svc:svc-" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+}
+
+/// SplitMix64: a small deterministic generator per task (no shared state).
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
+}
+
+/// Nearest-rank percentile of an ascending array (0 if empty), as bench/lib/benchcommon.py computes it.
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    let rank = Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[min(sorted.count - 1, max(0, rank))]
+}
+
+/// One task's loop: batches until `end`; only batches that start at or after `countFrom` are counted.
+func lookupLoop(client: RedisClient, keys: [String], options: Options, task: Int,
+                countFrom: ContinuousClock.Instant, end: ContinuousClock.Instant) async -> TaskResult {
+    var rng = SplitMix64(state: options.seed &* 1_000_003 &+ UInt64(task))
+    var result = TaskResult()
+    while true {
+        let start = ContinuousClock.now
+        if start >= end || result.errors >= 1_000 { break }
+        let batch = (0..<options.pipeline).map { _ in ["HGETALL", keys[Int(rng.next(upperBound: UInt64(keys.count)))]] }
+        let counted = start >= countFrom
+        do throws(RedisError) {
+            let replies = try await client.pipeline(batch)
+            let elapsed = milliseconds(start.duration(to: .now))
+            guard counted else { continue }
+            result.batchMilliseconds.append(elapsed)
+            for reply in replies {
+                switch reply {
+                case .array(let fields):
+                    result.lookups += 1
+                    if fields.isEmpty { result.empty += 1 }
+                default:
+                    result.errors += 1
+                    if result.firstError == nil { result.firstError = "unexpected reply \(reply)" }
+                }
+            }
+        } catch {
+            if counted {
+                result.errors += 1
+                if result.firstError == nil { result.firstError = error.message }
+            }
+        }
+    }
+    return result
+}
+
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}
+
+func fixed(_ value: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    return "\(rounded)"
+}
+
+func runBenchmark(_ options: Options) async -> Int32 {
+    let endpoint: RedisEndpoint
+    do throws(RedisError) {
+        endpoint = try RedisEndpoint(url: options.redis)
+    } catch {
+        fail("bad --redis: \(error.message)")
+    }
+    let client = RedisClient(endpoint: endpoint, connections: options.connections)
+    do throws(RedisError) {
+        try await client.connect()
+    } catch {
+        await client.shutdown()
+        fail("cannot reach \(endpoint): \(error.message)")
+    }
+    let keys = (0..<options.services).map(serviceKey)
+    let begin = ContinuousClock.now
+    let countFrom = begin + .seconds(options.warmup)
+    let end = countFrom + .seconds(options.duration)
+    let results = await withTaskGroup(of: TaskResult.self) { group in
+        for task in 0..<options.tasks {
+            group.addTask {
+                await lookupLoop(client: client, keys: keys, options: options, task: task, countFrom: countFrom, end: end)
+            }
+        }
+        var all: [TaskResult] = []
+        for await result in group { all.append(result) }
+        return all
+    }
+    let measured = milliseconds(countFrom.duration(to: .now)) / 1e3
+    await client.shutdown()
+
+    let lookups = results.reduce(0) { $0 + $1.lookups }
+    let errors = results.reduce(0) { $0 + $1.errors }
+    let empty = results.reduce(0) { $0 + $1.empty }
+    let batches = results.flatMap(\.batchMilliseconds).sorted()
+    let firstError = results.compactMap(\.firstError).first
+    let fields: [(String, String)] = [
+        ("client", jsonString("RedisCache.RedisClient")),
+        ("tasks", "\(options.tasks)"), ("pipeline", "\(options.pipeline)"), ("connections", "\(options.connections)"),
+        ("services", "\(options.services)"), ("duration_s", fixed(measured, 3)), ("warmup_s", "\(options.warmup)"),
+        ("lookups", "\(lookups)"), ("batches", "\(batches.count)"),
+        ("lookups_per_s", fixed(Double(lookups) / max(measured, 1e-9), 1)),
+        ("batch_p50_ms", fixed(percentile(batches, 50), 3)), ("batch_p99_ms", fixed(percentile(batches, 99), 3)),
+        ("batch_max_ms", fixed(batches.last ?? 0, 3)),
+        ("errors", "\(errors)"), ("empty", "\(empty)"),
+        ("first_error", firstError.map(jsonString) ?? "null"),
+    ]
+    print("{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}")
+    return errors == 0 ? 0 : 1
+}
+
+let status = await runBenchmark(parseOptions(Array(CommandLine.arguments.dropFirst())))
+exit(status)
