@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Shared by bench/*.sh: knob checks, the command line as run, installing missing Debian packages, the gossamer
-# binary to measure, and stopping a Python driver and what it started. The caller sets ROOT (the repo) and defines
-# say() and die() first.
+# Shared by bench/*.sh: knob checks, the command line as run, installing missing Debian packages, the binaries to
+# measure (gossamer, benchmark executables), and stopping a Python driver and what it started. The caller sets ROOT
+# (the repo) and defines say() and die() first.
 
 int_in() { # name value min max
   [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3 && $2 <= $4)) || die "$1 must be an integer in $3..$4, not '$2'"
@@ -23,19 +23,23 @@ install_debs() { # package... (only the missing ones are passed)
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 }
 
-gossamer_bin() { # prints the binary: $GOSSAMER_BIN, or a release build of the working tree
-  if [[ -n ${GOSSAMER_BIN:-} ]]; then
-    [[ -x $GOSSAMER_BIN ]] || die "GOSSAMER_BIN=$GOSSAMER_BIN is not an executable"
-    realpath "$GOSSAMER_BIN"
+release_bin() { # product var: prints the binary to measure: $var if set, or a release build of the working tree's
+  # product (scratch path .build-release, shared by every benchmark)
+  local product=$1 var=$2
+  if [[ -n ${!var:-} ]]; then
+    [[ -x ${!var} ]] || die "$var=${!var} is not an executable"
+    realpath "${!var}"
     return
   fi
-  command -v swift >/dev/null 2>&1 || die "swift not found (set GOSSAMER_BIN to a built gossamer binary)"
-  say "building gossamer (release, scratch path .build-release)"
+  command -v swift >/dev/null 2>&1 || die "swift not found (set $var to a built $product binary)"
+  say "building $product (release, scratch path .build-release)"
   # One retry: swift build fails when a source file changes while it compiles (someone editing the tree).
-  (cd "$ROOT" && swift build -c release --product gossamer --scratch-path .build-release) >&2 ||
-    { say "build failed; retrying once"; sleep 5; (cd "$ROOT" && swift build -c release --product gossamer --scratch-path .build-release) >&2; }
-  echo "$ROOT/.build-release/release/gossamer"
+  (cd "$ROOT" && swift build -c release --product "$product" --scratch-path .build-release) >&2 ||
+    { say "build failed; retrying once"; sleep 5; (cd "$ROOT" && swift build -c release --product "$product" --scratch-path .build-release) >&2; }
+  echo "$ROOT/.build-release/release/$product"
 }
+
+gossamer_bin() { release_bin gossamer GOSSAMER_BIN; } # $GOSSAMER_BIN, or a release build of gossamer
 
 stop_driver() { # pid tenths: SIGTERM (the driver then reports what it measured and stops its own children), up to
   # tenths x 0.1 s for it to exit, then SIGKILL. Nothing if pid is empty or already gone.
