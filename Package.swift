@@ -144,6 +144,7 @@ let package = Package(
             dependencies: [
                 "Agent", "Client", "ConfigCenter", "Gossip", "Registry", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

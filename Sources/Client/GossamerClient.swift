@@ -11,6 +11,14 @@ public struct GossamerClient: Sendable {
     /// Time limit of one request (blocking reads and watches use their own).
     public var timeout: TimeAmount = .seconds(30)
 
+    /// The HTTP client every request uses: a refused or unreachable agent fails at once (connect attempts are
+    /// not retried until the request's deadline, which for a watch is a year away).
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(3)))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     public init(base: String) {
         var base = base
         while base.hasSuffix("/") { base.removeLast() }
@@ -54,7 +62,7 @@ public struct GossamerClient: Sendable {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(data: body)) }
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: timeout ?? self.timeout)
+            let response = try await Self.http.execute(request, timeout: timeout ?? self.timeout)
             let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
             return Reply(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Data(buffer: bytes))
         } catch let error as HTTPClientError where error == .connectTimeout || error == .deadlineExceeded {
@@ -72,7 +80,7 @@ public struct GossamerClient: Sendable {
         let request = HTTPClientRequest(url: self.url("/v1/snapshot", query: []))
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .minutes(10))
+            response = try await Self.http.execute(request, timeout: .minutes(10))
         } catch let error as HTTPClientError where error == .connectTimeout || error == .deadlineExceeded {
             throw ClientError("the agent at \(self.base) did not answer in time")
         } catch {
@@ -100,7 +108,7 @@ public struct GossamerClient: Sendable {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .hours(24 * 365))
+            response = try await Self.http.execute(request, timeout: .hours(24 * 365))
         } catch {
             throw ClientError("cannot reach the agent at \(self.base) (\(error)); is `gossamer agent` running? Set --addr or GOSSAMER_ADDR")
         }

@@ -64,56 +64,13 @@ public struct InstanceView: Codable, Sendable, Equatable {
     public var maintenanceReason: String?
     public var checks: [Check]
     public var registeredAt: String
-    /// The newer of the registration's and the health record's stamps: orders writes of this instance.
-    public var stamp: Stamp
+    /// The newer of the registration's and the health record's stamps (`wall.counter@node`): orders writes of
+    /// this instance (the Redis mirror never replaces an entry with an older one).
+    public var stamp: String
 
     enum CodingKeys: String, CodingKey {
         case service, id, address, port, tags, meta, weight, zone, status, owner, checks, stamp, maintenance
         case ownerAlive = "owner_alive", maintenanceReason = "maintenance_reason", registeredAt = "registered_at"
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(self.service, forKey: .service)
-        try container.encode(self.id, forKey: .id)
-        try container.encode(self.address, forKey: .address)
-        try container.encode(self.port, forKey: .port)
-        try container.encode(self.tags, forKey: .tags)
-        try container.encode(self.meta, forKey: .meta)
-        try container.encode(self.weight, forKey: .weight)
-        try container.encode(self.zone, forKey: .zone)
-        try container.encode(self.status, forKey: .status)
-        try container.encode(self.owner, forKey: .owner)
-        try container.encode(self.ownerAlive, forKey: .ownerAlive)
-        try container.encode(self.maintenance, forKey: .maintenance)
-        try container.encodeIfPresent(self.maintenanceReason, forKey: .maintenanceReason)
-        try container.encode(self.checks, forKey: .checks)
-        try container.encode(self.registeredAt, forKey: .registeredAt)
-        try container.encode(self.stamp.description, forKey: .stamp)
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.service = try container.decode(String.self, forKey: .service)
-        self.id = try container.decode(String.self, forKey: .id)
-        self.address = try container.decode(String.self, forKey: .address)
-        self.port = try container.decode(Int.self, forKey: .port)
-        self.tags = try container.decode([String].self, forKey: .tags)
-        self.meta = try container.decode([String: String].self, forKey: .meta)
-        self.weight = try container.decode(Int.self, forKey: .weight)
-        self.zone = try container.decodeIfPresent(String.self, forKey: .zone)
-        self.status = try container.decode(HealthStatus.self, forKey: .status)
-        self.owner = try container.decode(String.self, forKey: .owner)
-        self.ownerAlive = try container.decode(Bool.self, forKey: .ownerAlive)
-        self.maintenance = try container.decode(Bool.self, forKey: .maintenance)
-        self.maintenanceReason = try container.decodeIfPresent(String.self, forKey: .maintenanceReason)
-        self.checks = try container.decode([Check].self, forKey: .checks)
-        self.registeredAt = try container.decode(String.self, forKey: .registeredAt)
-        let stamp = try container.decode(String.self, forKey: .stamp)
-        guard let parsed = Stamp(stamp) else {
-            throw DecodingError.dataCorruptedError(forKey: .stamp, in: container, debugDescription: "not a stamp: \(stamp)")
-        }
-        self.stamp = parsed
     }
 
     init(instance: Stored<ServiceInstance>, health: Stored<InstanceHealth>?, owner: AgentInfo?) {
@@ -149,7 +106,7 @@ public struct InstanceView: Codable, Sendable, Equatable {
             return Check(id: definition.id, type: definition.kind, status: status, output: output, updatedAt: result.map { Timestamps.iso8601(millis: $0.updatedAt) })
         }
         self.registeredAt = Timestamps.iso8601(millis: registration.registeredAt)
-        self.stamp = max(instance.stamp, current?.stamp ?? instance.stamp)
+        self.stamp = max(instance.stamp, current?.stamp ?? instance.stamp).description
     }
 }
 

@@ -34,7 +34,7 @@ public final class RedisMirror: Sendable {
     private let dirty = Mutex<Set<String>>([])
     private let wake = Watermark()
     /// Per service, the ids this agent wrote and the stamp it wrote (for deletes).
-    private let written = Mutex<[String: [String: Stamp]]>([:])
+    private let written = Mutex<[String: [String: String]]>([:])
     private let writes = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
     private let healthy = Atomic<Bool>(true)
@@ -129,7 +129,7 @@ public final class RedisMirror: Sendable {
         let present = Set(views.map(\.id))
         let previously = self.written.withLock { $0[service] ?? [:] }
         do {
-            var now: [String: Stamp] = [:]
+            var now: [String: String] = [:]
             for view in mine {
                 if !refresh, previously[view.id] != nil, let last = self.lastViews.withLock({ $0["\(service)/\(view.id)"] }), last == view {
                     now[view.id] = view.stamp
@@ -161,16 +161,16 @@ public final class RedisMirror: Sendable {
         let message = Self.json(Message(op: "set", service: view.service, id: view.id, instance: view))
         let reply = try await self.client.eval(
             script: Self.setScript, keys: [Self.hashKey(view.service), Self.servicesKey],
-            args: [view.id, json, view.stamp.description, String(self.settings.ttl.components.seconds), view.service, message])
+            args: [view.id, json, view.stamp, String(self.settings.ttl.components.seconds), view.service, message])
         if case .error(let text) = reply { throw RedisError(.server, text) }
         self.lastViews.withLock { $0["\(view.service)/\(view.id)"] = view }
         self.writes.add(1, ordering: .relaxed)
     }
 
-    private func delete(service: String, id: String, stamp: Stamp?) async throws(RedisError) {
+    private func delete(service: String, id: String, stamp: String?) async throws(RedisError) {
         let message = Self.json(Message(op: "delete", service: service, id: id, instance: nil))
         let reply = try await self.client.eval(
-            script: Self.deleteScript, keys: [Self.hashKey(service), Self.servicesKey], args: [id, stamp?.description ?? "", service, message])
+            script: Self.deleteScript, keys: [Self.hashKey(service), Self.servicesKey], args: [id, stamp ?? "", service, message])
         if case .error(let text) = reply { throw RedisError(.server, text) }
         self.lastViews.withLock { _ = $0.removeValue(forKey: "\(service)/\(id)") }
         self.writes.add(1, ordering: .relaxed)
