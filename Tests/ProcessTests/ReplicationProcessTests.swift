@@ -20,7 +20,9 @@ import Testing
             }
         } catch {
             for agent in agents {
-                Issue.record("\(agent.node) running=\(agent.process.isRunning):\n\(agent.logs.suffix(3000))")
+                let state = agent.process.isRunning
+                    ? "running" : "exited (status \(agent.process.terminationStatus), reason \(agent.process.terminationReason.rawValue))"
+                Issue.record("\(agent.node) \(state):\n\(agent.logs.suffix(3000))")
             }
             throw error
         }
