@@ -219,7 +219,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RegistryTests",
-            dependencies: ["Registry", "ConfigCenter", "TestSupport"],
+            dependencies: ["Registry", "ConfigCenter", "RedisCache", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
