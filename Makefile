@@ -39,3 +39,6 @@ clean:
 
 bench-gossip:
 	bash bench/gossip.sh
+
+bench-registry:
+	bash bench/registry.sh

@@ -83,52 +83,17 @@ HELP=$("$BIN" agent --help 2>&1 || true)
 grep -q -- --gossip <<<"$HELP" || die "$BIN has no 'agent --gossip': nothing to replicate"
 
 # --- 3. Runs ------------------------------------------------------------------------------------------------
-mkdir -p "$OUT_DIR"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gossamer-replbench.XXXXXX")
-PIDFILE=$WORK/pids
-: >"$PIDFILE"
-DRIVER_PID=""
-PRINTED=""
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_driver "$DRIVER_PID" 100 # it prints the partial table and stops its agents
-  # Every agent and wrk the driver started, by PID (only if that PID is still one of ours).
-  kill_listed "$PIDFILE" '(^|/)(gossamer agent|wrk) '
-  if ((rc != 0)) && [[ -z $PRINTED && -s ${OUT_DIR:-}/table.md ]]; then
-    printf '\nPARTIAL RESULTS (exit %d):\n' "$rc" >&2
-    cat "$OUT_DIR/table.md" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+driver_prepare replbench '(^|/)(gossamer agent|wrk) '
 
 GVER=$("$BIN" --version 2>/dev/null | head -1 || true)
 WVER="not used"
 if ((THROUGHPUT_RUNS > 0)); then WVER=$(wrk --version 2>&1 | head -1 | awk '{print $2}' || true); fi
 say "SIZES=\"$SIZES\" WRITES=$WRITES RATE=$RATE REPAIR_KEYS=$REPAIR_KEYS DURATION=$DURATION; raw output in $OUT_DIR"
-set +e
-python3 "$LIB/replbench.py" --gossamer-bin "$BIN" --sizes "$SIZES" --writes "$WRITES" --rate "$RATE" \
+run_driver python3 "$LIB/replbench.py" --gossamer-bin "$BIN" --sizes "$SIZES" --writes "$WRITES" --rate "$RATE" \
   --value-size "$VALUE_SIZE" --repair-keys "$REPAIR_KEYS" --repair-concurrency "$REPAIR_CONCURRENCY" \
   --repair-timeout "$REPAIR_TIMEOUT" --duration "$DURATION" --concurrency "$CONCURRENCY" --threads "$THREADS" \
   --throughput-runs "$THROUGHPUT_RUNS" --keys "$KEYS" --warmup "$WARMUP" --pause "$PAUSE" --idle "$IDLE" \
   --grace "$GRACE" --poll-ms "$POLL_MS" --wait-timeout "$WAIT_TIMEOUT" --seed "$SEED" \
   --out-dir "$OUT_DIR" --pidfile "$PIDFILE" --tmp "$WORK" \
   --meta "command=$CMD" \
-  --meta "versions=gossamer $GVER ($BIN), wrk $WVER, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), shared with other work" \
-  >"$OUT_DIR/table.md" &
-DRIVER_PID=$!
-wait "$DRIVER_PID"
-DRIVER_RC=$?
-DRIVER_PID=""
-set -e
-echo
-cat "$OUT_DIR/table.md"
-PRINTED=1
-echo
-echo "Raw output: $OUT_DIR"
-exit "$DRIVER_RC"
+  --meta "versions=gossamer $GVER ($BIN), wrk $WVER, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), shared with other work"

@@ -2,7 +2,8 @@
 // TASKS concurrent tasks each send pipelined batches of PIPELINE `HGETALL gossamer:svc:svc-<12-digit n>` (n random in
 // 0..<SERVICES) through one client with CONNECTIONS connections, for DURATION seconds after a WARMUP, and print one
 // JSON line on stdout: lookups/s, and p50/p99/max of the time per pipelined batch (from just before `pipeline(_:)`
-// until its replies are back).
+// until its replies are back, so it includes the wait for a free connection: at most CONNECTIONS batches are in
+// flight).
 //
 //   swift build -c release --product RedisBench --scratch-path .build-release
 //   .build-release/release/RedisBench --redis redis://127.0.0.1:6379/0 --duration 10
@@ -21,6 +22,7 @@
 // them), an empty hash (missing key) under "empty". The run is bounded by DURATION + WARMUP plus one command
 // timeout (2 s) per task.
 
+import Foundation
 import RedisCache
 
 #if canImport(Glibc)
@@ -150,30 +152,29 @@ func lookupLoop(client: RedisClient, keys: [String], options: Options, task: Int
     return result
 }
 
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
+/// The JSON line printed on stdout.
+struct Report: Encodable {
+    var client = "RedisCache.RedisClient"
+    var tasks: Int
+    var pipeline: Int
+    var connections: Int
+    var services: Int
+    var durationS: Double
+    var warmupS: Int
+    var lookups: Int
+    var batches: Int
+    var lookupsPerS: Double
+    var batchP50Ms: Double
+    var batchP99Ms: Double
+    var batchMaxMs: Double
+    var errors: Int
+    var empty: Int
+    var firstError: String?
 }
 
-func fixed(_ value: Double, _ digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let rounded = (value * scale).rounded() / scale
-    return "\(rounded)"
+func rounded(_ value: Double, _ digits: Double) -> Double {
+    let scale = pow(10, digits)
+    return (value * scale).rounded() / scale
 }
 
 func runBenchmark(_ options: Options) async -> Int32 {
@@ -212,18 +213,19 @@ func runBenchmark(_ options: Options) async -> Int32 {
     let empty = results.reduce(0) { $0 + $1.empty }
     let batches = results.flatMap(\.batchMilliseconds).sorted()
     let firstError = results.compactMap(\.firstError).first
-    let fields: [(String, String)] = [
-        ("client", jsonString("RedisCache.RedisClient")),
-        ("tasks", "\(options.tasks)"), ("pipeline", "\(options.pipeline)"), ("connections", "\(options.connections)"),
-        ("services", "\(options.services)"), ("duration_s", fixed(measured, 3)), ("warmup_s", "\(options.warmup)"),
-        ("lookups", "\(lookups)"), ("batches", "\(batches.count)"),
-        ("lookups_per_s", fixed(Double(lookups) / max(measured, 1e-9), 1)),
-        ("batch_p50_ms", fixed(percentile(batches, 50), 3)), ("batch_p99_ms", fixed(percentile(batches, 99), 3)),
-        ("batch_max_ms", fixed(batches.last ?? 0, 3)),
-        ("errors", "\(errors)"), ("empty", "\(empty)"),
-        ("first_error", firstError.map(jsonString) ?? "null"),
-    ]
-    print("{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}")
+    let report = Report(
+        tasks: options.tasks, pipeline: options.pipeline, connections: options.connections, services: options.services,
+        durationS: rounded(measured, 3), warmupS: options.warmup, lookups: lookups, batches: batches.count,
+        lookupsPerS: rounded(Double(lookups) / max(measured, 1e-9), 1),
+        batchP50Ms: rounded(percentile(batches, 50), 3), batchP99Ms: rounded(percentile(batches, 99), 3),
+        batchMaxMs: rounded(batches.last ?? 0, 3), errors: errors, empty: empty, firstError: firstError)
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = [.sortedKeys]
+    guard let json = try? encoder.encode(report), let line = String(data: json, encoding: .utf8) else {
+        fail("cannot encode the report")
+    }
+    print(line)
     return errors == 0 ? 0 : 1
 }
 

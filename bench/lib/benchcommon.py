@@ -1,7 +1,7 @@
-"""Shared by the Python drivers in bench/lib (replbench.py, watchlat.py, gossip_bench.py, kvtool.py; standard
-library only): the benchmark value, percentiles, loopback ports, /proc readings, the report header, and the
-reader for watch streams (an HTTP/1.1 response on a non-blocking socket: head, chunked or close-delimited body,
-messages split off as they complete).
+"""Shared by the Python drivers in bench/lib (replbench.py, registrybench.py, watchlat.py, gossip_bench.py,
+kvtool.py; standard library only): the benchmark value, percentiles, loopback ports, /proc readings, the report
+header and a driver's start, and the reader for watch streams (an HTTP/1.1 response on a non-blocking socket:
+head, chunked or close-delimited body, messages split off as they complete).
 
 The drivers run as scripts (`python3 bench/lib/<driver>.py`), which puts this directory first on sys.path; each
 also inserts it itself, so the import works from any current directory and under `python3 -P`.
@@ -15,6 +15,7 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -83,6 +84,52 @@ def sleep_until(target: float) -> None:
         time.sleep(target - now)
 
 
+def paced_calls(count: int, rate: float, senders: int, target, connect, call, errors: list[str], what: str):
+    """Makes `count` calls on a fixed schedule: call k is due at start + k / rate (start = 0.1 s from now) and runs
+    as call(k, conn) on one of `senders` threads sharing the schedule, so one slow answer does not hold up the next
+    ones. Connections are kept alive and pooled per target(k) (at most `senders` each), made by connect(target) and
+    closed at the end; call() must close one that broke (it is reused, and must reconnect). The whole is capped at
+    the schedule's length + 120 s: a sender past that appends to `errors` and stops. Returns (start, end) as
+    time.perf_counter() values and, per call, how late it started (s)."""
+    interval = 1.0 / rate
+    senders = max(1, min(senders, count))
+    hard_deadline = time.monotonic() + count * interval + 120
+    pools: dict = {}
+    lock = threading.Lock()
+    late = [0.0] * count
+    start = time.perf_counter() + 0.1
+
+    def sender(tid: int):
+        for k in range(tid, count, senders):
+            if time.monotonic() > hard_deadline:
+                errors.append(f"sender {tid}: hard timeout at {what} {k}")
+                return
+            due = start + k * interval
+            sleep_until(due)
+            i = target(k)
+            with lock:
+                pool = pools.setdefault(i, [])
+                conn = pool.pop() if pool else None
+            if conn is None:
+                conn = connect(i)
+            late[k] = time.perf_counter() - due
+            call(k, conn)
+            with lock:
+                pools[i].append(conn)
+
+    threads = [threading.Thread(target=sender, args=(t,), daemon=True) for t in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(1.0, hard_deadline - time.monotonic()))
+    end = time.perf_counter()
+    with lock:
+        for pool in pools.values():
+            for conn in pool:
+                close_quietly(conn)
+    return start, end, late
+
+
 def close_quietly(conn) -> None:
     """conn.close() unless conn is None, ignoring OSError (the connection may have broken already)."""
     if conn is not None:
@@ -124,6 +171,16 @@ def meta_pairs(pairs: list[str]) -> dict:
         k, _, v = kv.partition("=")
         out[k] = v
     return out
+
+
+def driver_start(args) -> dict:
+    """What a driver does once its arguments (--out-dir, --meta) are parsed: creates the output dir, shortens the
+    interpreter's switch interval (reader threads timestamp receives), makes SIGTERM interrupt, and returns the
+    report's meta: date, load average, and the --meta pairs."""
+    os.makedirs(args.out_dir, exist_ok=True)
+    sys.setswitchinterval(0.0005)
+    sigterm_interrupts()
+    return {"date": utc_date(), "load_before": loadavg(), **meta_pairs(args.meta)}
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -60,3 +60,52 @@ kill_listed() { # pidfile regex: SIGKILL every PID listed in pidfile (one a line
     fi
   done <"$1"
 }
+
+# A script that runs a Python driver (which lists every PID it starts in $PIDFILE and prints its table on stdout)
+# calls driver_prepare once its knobs are checked and its binaries are ready, then run_driver with the driver's command.
+
+driver_prepare() { # name regex: makes $OUT_DIR, a temp dir $WORK holding $PIDFILE, and the traps: on exit (also Ctrl-C,
+  # SIGTERM, errors) driver_cleanup stops the driver and every listed PID whose command line matches regex
+  mkdir -p "$OUT_DIR"
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/gossamer-$1.XXXXXX")
+  PIDFILE=$WORK/pids
+  : >"$PIDFILE"
+  DRIVER_PID=""
+  PRINTED=""
+  KILL_REGEX=$2
+  trap driver_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+driver_cleanup() { # the EXIT trap set by driver_prepare
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_driver "$DRIVER_PID" 100 # it prints the partial table and stops what it started
+  # Everything the driver started, by PID (only if that PID still runs one of our commands).
+  kill_listed "$PIDFILE" "$KILL_REGEX"
+  if ((rc != 0)) && [[ -z $PRINTED && -s ${OUT_DIR:-}/table.md ]]; then
+    printf '\nPARTIAL RESULTS (exit %d):\n' "$rc" >&2
+    cat "$OUT_DIR/table.md" >&2
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+
+run_driver() { # command...: runs the driver with its stdout in $OUT_DIR/table.md, prints that table, and exits with
+  # the driver's status
+  local rc
+  set +e
+  "$@" >"$OUT_DIR/table.md" &
+  DRIVER_PID=$!
+  wait "$DRIVER_PID"
+  rc=$?
+  DRIVER_PID=""
+  set -e
+  echo
+  cat "$OUT_DIR/table.md"
+  PRINTED=1
+  echo
+  echo "Raw output: $OUT_DIR"
+  exit "$rc"
+}

@@ -10,24 +10,23 @@
 -- which bench/lib/registrybench.py parses.
 
 local nservices = tonumber(os.getenv("BENCH_SERVICES") or "50")
-local seed = tonumber(os.getenv("BENCH_SEED") or "1")
+local base_seed = tonumber(os.getenv("BENCH_SEED") or "1")
+local started = 0
+local prebuilt = {}
 
-local thread_id = 0
-local requests = {}
-
+-- Each thread gets a seed of its own, so the threads do not send the same sequence of services.
 function setup(thread)
-  thread_id = thread_id + 1
-  thread:set("id", thread_id)
+  started = started + 1
+  thread:set("seed", base_seed + started)
 end
 
 function init(args)
-  local id = tonumber(wrk.thread:get("id")) or 1
-  math.randomseed(seed + id)
-  for n = 0, nservices - 1 do
-    requests[n + 1] = wrk.format("GET", string.format("/v1/services/svc-%012d?passing", n), {}, nil)
+  math.randomseed(tonumber(wrk.thread:get("seed")))
+  for n = 1, nservices do
+    prebuilt[n] = wrk.format("GET", string.format("/v1/services/svc-%012d?passing", n - 1))
   end
 end
 
 function request()
-  return requests[math.random(nservices)]
+  return prebuilt[math.random(nservices)]
 end

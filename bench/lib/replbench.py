@@ -47,9 +47,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from benchcommon import (CLK_TCK, WatchStream, bench_value, close_quietly, cpu_ticks, loadavg, make_value,  # noqa: E402
-                         meta_pairs, percentile, port_free, read_streams, sigterm_interrupts, sleep_until, sse_event,
-                         sse_request, stream_socket, utc_date)
+from benchcommon import (CLK_TCK, WatchStream, bench_value, close_quietly, cpu_ticks, driver_start, loadavg,  # noqa: E402
+                         make_value, paced_calls, percentile, port_free, read_streams, sse_event, sse_request,
+                         stream_socket)
 
 
 def log(msg: str) -> None:
@@ -471,55 +471,25 @@ def phase_latency(cluster: Cluster, args, n: int, rng: random.Random, res: dict)
         send: list[float | None] = [None] * w
         stamps: list[str | None] = [None] * w
         put_lat: list[float | None] = [None] * w
-        late: list[float] = [0.0] * w
         errors: list[str] = []
-        interval = 1.0 / args.rate
-        senders = max(1, min(args.senders, w))
-        hard_deadline = time.monotonic() + w * interval + 120
         c_before = cluster.counters()
-        start = time.perf_counter() + 0.1
 
-        # Keep-alive connections per agent, shared by the senders (at most `senders` per agent).
-        pools: list[list[Http]] = [[] for _ in range(n)]
-        pool_lock = threading.Lock()
+        def put_one(k: int, conn: Http) -> None:
+            value = make_value(f"seq={k:08d}", args.value_size)
+            t0 = time.perf_counter()
+            send[k] = t0
+            try:
+                answer = conn.put(keys[k], value)
+                stamps[k] = answer["stamp"]
+                put_lat[k] = time.perf_counter() - t0
+            except (OSError, RuntimeError, http.client.HTTPException, ValueError, KeyError) as e:
+                errors.append(f"put {k} on {agents[targets[k]].name}: {e}")
+                send[k] = None
+                conn.close()
 
-        def sender(tid: int):
-            for k in range(tid, w, senders):
-                if time.monotonic() > hard_deadline:
-                    errors.append(f"sender {tid}: hard timeout at write {k}")
-                    return
-                target = start + k * interval
-                sleep_until(target)
-                i = targets[k]
-                with pool_lock:
-                    conn = pools[i].pop() if pools[i] else None
-                if conn is None:
-                    conn = Http(agents[i].http_port)
-                value = make_value(f"seq={k:08d}", args.value_size)
-                t0 = time.perf_counter()
-                late[k] = t0 - target
-                send[k] = t0
-                try:
-                    answer = conn.put(keys[k], value)
-                    stamps[k] = answer["stamp"]
-                    put_lat[k] = time.perf_counter() - t0
-                except (OSError, RuntimeError, http.client.HTTPException, ValueError, KeyError) as e:
-                    errors.append(f"put {k} on {agents[i].name}: {e}")
-                    send[k] = None
-                    conn.close()
-                with pool_lock:
-                    pools[i].append(conn)
-
-        threads = [threading.Thread(target=sender, args=(t,), daemon=True) for t in range(senders)]
         u_write = Usage(agents)
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=max(1.0, hard_deadline - time.monotonic()))
-        t_last_send = time.perf_counter()
-        for pool in pools:
-            for c in pool:
-                c.close()
+        start, t_last_send, late = paced_calls(w, args.rate, args.senders, lambda k: targets[k],
+                                               lambda i: Http(agents[i].http_port), put_one, errors, "write")
         sent = [k for k in range(w) if send[k] is not None and stamps[k] is not None]
 
         # Wait for every event on every stream (at most --grace s after the last put).
@@ -1136,11 +1106,7 @@ def main() -> int:
     ap.add_argument("--meta", action="append", default=[], help="key=value for the report header")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split()]
-    os.makedirs(args.out_dir, exist_ok=True)
-    sys.setswitchinterval(0.0005)
-
-    sigterm_interrupts()
-    meta = {"date": utc_date(), "load_before": loadavg(), **meta_pairs(args.meta)}
+    meta = driver_start(args)
     meta["method"] = (
         f"agents on loopback, default settings (durability full, anti-entropy every 5 s); one SSE watch per agent on "
         f"bench/repl/?recurse, {args.writes} puts of {args.value_size} B at {args.rate:g}/s to random agents (seed {args.seed}, "
