@@ -51,8 +51,7 @@ struct HTTPReplicationTransport: ReplicationTransport {
         http.headers.add(name: "Content-Type", value: "application/octet-stream")
         http.headers.add(name: "X-Gossamer-Node", value: self.node)
         http.body = .bytes(ByteBuffer(data: request))
-        let seconds = timeout.components.seconds
-        let response = try await self.client.execute(http, timeout: .milliseconds(seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        let response = try await self.client.execute(http, timeout: .milliseconds(timeout.wholeMilliseconds))
         let body = try await response.body.collect(upTo: 256 * 1024 * 1024)
         guard response.status == .ok else {
             throw ReplicationTransportError("\(peer.name) answered \(response.status.code): \(String(buffer: body).prefix(300))")

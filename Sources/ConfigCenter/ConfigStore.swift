@@ -313,7 +313,7 @@ public final class ConfigStore: Sendable {
             var maxRemoved: Int64 = 0
             if rules.keepVersions != nil || rules.keepFor != nil {
                 let keep = max(1, rules.keepVersions ?? 1)
-                let cutoff = rules.keepFor.map { now - Self.millis($0) } ?? Int64.max
+                let cutoff = rules.keepFor.map { now - $0.wholeMilliseconds } ?? Int64.max
                 let doomed = try Int64.fetchAll(
                     db,
                     sql: """
@@ -331,7 +331,7 @@ public final class ConfigStore: Sendable {
                 try db.execute(
                     sql: "UPDATE kv_meta SET value = MAX(value, ?) WHERE name = 'compacted_revision'", arguments: [maxRemoved])
             }
-            let horizon = now - Self.millis(rules.tombstoneHorizon)
+            let horizon = now - rules.tombstoneHorizon.wholeMilliseconds
             let expired = try Row.fetchAll(
                 db,
                 sql: """
@@ -359,11 +359,6 @@ public final class ConfigStore: Sendable {
         } catch {
             throw ConfigStoreError(code: .storage, message: "reading the store failed: \(error)", cause: error)
         }
-    }
-
-    static func millis(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
     static func revision(_ db: Database) throws -> Int64 {
@@ -525,7 +520,7 @@ private struct WriterBox: Sendable {
     ) throws -> MergeReport {
         let db = state.db
         var report = MergeReport()
-        let horizon = now - ConfigStore.millis(self.settings.retention.tombstoneHorizon)
+        let horizon = now - self.settings.retention.tombstoneHorizon.wholeMilliseconds
         for incoming in versions {
             guard (try? ConfigKey.validate(incoming.key)) != nil, incoming.value.count <= self.settings.maxValueBytes else {
                 report.ignored += 1

@@ -40,7 +40,7 @@ public enum DurationText {
 
     /// `1h2m3s`-style text for a duration, for people.
     public static func format(_ duration: Duration) -> String {
-        let millis = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let millis = duration.wholeMilliseconds
         if millis < 1000 { return "\(millis)ms" }
         var seconds = millis / 1000
         var out = ""
@@ -49,5 +49,12 @@ public enum DurationText {
         if seconds >= 60 { out += "\(seconds / 60)m"; seconds %= 60 }
         if seconds > 0 || out.isEmpty { out += "\(seconds)s" }
         return out
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds (rounded toward zero).
+    public var wholeMilliseconds: Int64 {
+        self.components.seconds * 1000 + self.components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -298,10 +298,12 @@ final class Catalog: Sendable {
         }
     }
 
-    /// Every instance with its stored records (for the owner's checks, the reaper and the Redis mirror).
-    func records() -> [(instance: Stored<ServiceInstance>, health: Stored<InstanceHealth>?)] {
+    /// Every instance with its stored records (for the owner's checks, the reaper and the Redis mirror), or
+    /// only those of one service.
+    func records(of service: String? = nil) -> [(instance: Stored<ServiceInstance>, health: Stored<InstanceHealth>?)] {
         self.state.withLock { state in
-            state.instances.flatMap { service, instances in
+            let services = service.map { [$0: state.instances[$0] ?? [:]] } ?? state.instances
+            return services.flatMap { service, instances in
                 instances.values.map { ($0, state.health[service]?[$0.value.id]) }
             }
         }

@@ -31,16 +31,18 @@ final class HealthRunner: Sendable {
         return InstanceHealth(checks: checks, status: instance.initialStatus, since: now, registeredAt: instance.registeredAt)
     }
 
-    /// Starts checks for newly owned (or re-registered) instances and stops those no longer owned here.
-    func sync(_ catalog: Catalog) {
+    /// Starts checks for newly owned (or re-registered) instances and stops those no longer owned here: of
+    /// every service, or only of `service` (after a change to it, so a change costs its service's size only).
+    func sync(_ catalog: Catalog, service: String? = nil) {
         var wanted: [String: (Stored<ServiceInstance>, Stored<InstanceHealth>?)] = [:]
-        for (instance, health) in catalog.records() where instance.value.owner == self.node {
+        for (instance, health) in catalog.records(of: service) where instance.value.owner == self.node {
             wanted["\(instance.value.service)/\(instance.value.id)"] = (instance, health)
         }
         var stopped: [RunningInstance] = []
         var started: [RunningInstance] = []
+        let prefix = service.map { "\($0)/" }
         self.running.withLock { running in
-            for (key, current) in running {
+            for (key, current) in running where prefix.map({ key.hasPrefix($0) }) ?? true {
                 guard let (instance, _) = wanted[key], current.matches(instance.value) else {
                     stopped.append(current)
                     running[key] = nil

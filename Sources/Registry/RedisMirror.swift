@@ -20,6 +20,9 @@ public final class RedisMirror: Sendable {
         public var ttl: Duration = .seconds(60)
         /// Retry pace while Redis is unreachable.
         public var retry: Duration = .seconds(1)
+        /// The custodian leaves an entry the store does not know alone until it is this old (a registration
+        /// can reach Redis before it reaches the custodian).
+        public var removalGrace: Duration = .seconds(30)
         public init() {}
     }
 
@@ -93,22 +96,26 @@ public final class RedisMirror: Sendable {
         await self.client.shutdown()
     }
 
-    /// Rewrites every service this agent is responsible for; the custodian also removes stale entries.
+    /// Checks every service this agent is responsible for (rewriting what Redis lost) and renews the TTLs; the
+    /// custodian also removes entries the store no longer has.
     private func fullPass() async -> Bool {
         let services = Set(self.registry.services().map(\.name)).union(self.written.withLock { Set($0.keys) })
         for service in services.sorted() {
             guard await self.sync(service, refresh: true) else { return false }
         }
         guard self.registry.isCustodian else { return true }
+        // An entry a fresh registration wrote may reach Redis before it reaches this agent's catalog: only
+        // entries older than the grace period are removed.
+        let cutoff = "\(wallMillis() - self.settings.removalGrace.wholeMilliseconds).0@"
         do {
             let listed = try await self.client.command("SMEMBERS", Self.servicesKey).array?.compactMap(\.string) ?? []
             for service in listed {
                 let live = Set(self.registry.views(service).map(\.id))
                 let fields = try await self.client.command("HKEYS", Self.hashKey(service)).array?.compactMap(\.string) ?? []
                 for field in fields where !live.contains(field) {
-                    try await self.delete(service: service, id: field, stamp: nil)
+                    try await self.delete(service: service, id: field, stamp: cutoff)
                 }
-                if live.isEmpty { _ = try await self.client.command("SREM", Self.servicesKey, service) }
+                if fields.isEmpty { _ = try await self.client.command("SREM", Self.servicesKey, service) }
             }
             self.succeed()
             return true
@@ -118,8 +125,9 @@ public final class RedisMirror: Sendable {
         }
     }
 
-    /// Writes the entries of one service this agent is responsible for, and removes the ones it wrote that are
-    /// gone from the store. Returns false when Redis failed.
+    /// Writes the entries of one service this agent is responsible for that changed (or, on a refresh, that
+    /// Redis lacks), renews the hash's TTL on a refresh, and removes the entries it wrote that are gone from
+    /// the store. Returns false when Redis failed.
     private func sync(_ service: String, refresh: Bool = false) async -> Bool {
         let views = self.registry.views(service)
         let custodian = self.registry.isCustodian
@@ -128,21 +136,26 @@ public final class RedisMirror: Sendable {
         }
         let present = Set(views.map(\.id))
         let previously = self.written.withLock { $0[service] ?? [:] }
+        let hash = Self.hashKey(service)
         do {
+            var missing: Set<String> = []
+            if refresh, !mine.isEmpty {
+                // One round trip: which of ours Redis lacks (restarted, flushed, expired), and renew the TTL.
+                let replies = try await self.client.pipeline([
+                    ["HMGET", hash] + mine.map(\.id), ["EXPIRE", hash, String(self.settings.ttl.components.seconds)],
+                ])
+                let values = replies.first?.array ?? []
+                for (view, value) in zip(mine, values) where value == .null { missing.insert(view.id) }
+            }
             var now: [String: String] = [:]
             for view in mine {
-                if !refresh, previously[view.id] != nil, let last = self.lastViews.withLock({ $0["\(service)/\(view.id)"] }), last == view {
-                    now[view.id] = view.stamp
-                    continue
-                }
-                try await self.set(view)
                 now[view.id] = view.stamp
+                let unchanged = previously[view.id] != nil && self.lastViews.withLock { $0["\(service)/\(view.id)"] } == view
+                if unchanged && !missing.contains(view.id) { continue }
+                try await self.set(view)
             }
             for (id, stamp) in previously where !present.contains(id) {
                 try await self.delete(service: service, id: id, stamp: stamp)
-            }
-            if !mine.isEmpty {
-                _ = try await self.client.command("EXPIRE", Self.hashKey(service), String(self.settings.ttl.components.seconds))
             }
             self.written.withLock { $0[service] = now.isEmpty ? nil : now }
             self.succeed()
@@ -178,6 +191,7 @@ public final class RedisMirror: Sendable {
 
     private func succeed() {
         if !self.healthy.exchange(true, ordering: .relaxed) {
+            // Redis may have restarted empty: the next refresh finds what it lacks and rewrites it.
             self.logger.notice("redis cache is back; rebuilt it from the store", metadata: ["redis.endpoint": "\(self.endpoint)"])
         }
     }

@@ -76,7 +76,7 @@ public struct FlexibleDuration: Decodable, Sendable, Equatable {
         }
     }
 
-    var millis: Int64? { self.value.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 } }
+    var millis: Int64? { self.value?.wholeMilliseconds }
 }
 
 /// Limits and checks on names and registrations.

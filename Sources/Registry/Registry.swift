@@ -106,7 +106,7 @@ public final class Registry: Sendable {
             self.changed(self.catalog.summaries().map(\.name))
             for await event in subscription.events {
                 guard case .change(let version) = event, let service = self.catalog.apply(version) else { continue }
-                self.runner.sync(self.catalog)
+                self.runner.sync(self.catalog, service: service)
                 self.changed([service])
             }
             guard subscription.lagged else { return }
@@ -145,8 +145,12 @@ public final class Registry: Sendable {
     /// Every instance with its effective health, for the Redis mirror.
     public func views(_ service: String) -> [InstanceView] { self.catalog.views(service) }
 
-    /// The current index of a service (for blocking queries).
-    public func index(of service: String) -> Int64 { self.catalog.index(of: service) }
+    /// The current index of a service (for blocking queries), after re-reading owner liveness: two answers
+    /// for the same service and filter at the same index are identical (the HTTP layer caches on it).
+    public func index(of service: String) -> Int64 {
+        self.catalog.refreshAgents()
+        return self.catalog.index(of: service)
+    }
 
     /// The agent that writes the Redis entries of an instance whose owner is gone: the alive agent with the
     /// smallest name. True when that is this agent.
@@ -263,7 +267,7 @@ public final class Registry: Sendable {
                 case .checked, .got: break
                 }
             }
-            self.runner.sync(self.catalog)
+            for service in touched { self.runner.sync(self.catalog, service: service) }
             self.changed(touched)
         } catch let error as ConfigStoreError {
             if error.code == .casMismatch || error.code == .txnFailed { throw .conflict(error.message) }

@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import NIOFoundationCompat
 import Registry
+import Synchronization
 
 /// `/v1/services`, `/v1/checks` and `/v1/agent/drain`: the service registry's HTTP API (docs/api.md).
 struct RegistryController: Sendable {
@@ -11,6 +12,9 @@ struct RegistryController: Sendable {
     let settings: ServerSettings
     /// Turns this agent's drain on or off (a gossip tag, or a local flag without gossip).
     let setDrain: @Sendable (Bool) async -> Void
+    /// Encoded lookup answers by service, filter and index: repeated lookups of an unchanged service are
+    /// answered without encoding JSON again (encoding dominated a lookup's cost).
+    let answers = LookupCache()
 
     func addRoutes(to router: Router<AgentRequestContext>) {
         router.get("/v1/services", use: self.list)
@@ -36,17 +40,22 @@ struct RegistryController: Sendable {
         let flags = try QueryFlags(request, allowed: ["passing", "tag", "zone", "index", "wait"], endpoint: "GET /v1/services/<name>")
         let service = try Self.service(context)
         let filter = Self.filter(request, flags)
-        let answer: ServiceLookup
         if let indexText = flags["index"] {
             guard let index = Int64(indexText), index >= 0 else {
                 throw APIError.badRequest("index must be the X-Gossamer-Index of an earlier answer (an integer), not '\(indexText)'")
             }
-            answer = await self.registry.lookup(service, filter: filter, index: index, timeout: try self.wait(flags))
-        } else {
-            if flags.has("wait") { throw APIError.badRequest("'wait' needs 'index' (the X-Gossamer-Index of an earlier answer)") }
-            answer = self.registry.lookup(service, filter: filter)
+            _ = await self.registry.lookup(service, filter: filter, index: index, timeout: try self.wait(flags))
+        } else if flags.has("wait") {
+            throw APIError.badRequest("'wait' needs 'index' (the X-Gossamer-Index of an earlier answer)")
         }
-        return try JSONBody.response(answer, headers: [.gossamerIndex: String(answer.index)])
+        let key = "\(service)?\(filter.passingOnly)&\(filter.tags.joined(separator: ","))&\(filter.zone ?? "")"
+        let index = self.registry.index(of: service)
+        let (answerIndex, body) = try self.answers.body(key, index: index) {
+            let answer = self.registry.lookup(service, filter: filter)
+            return (answer.index, try JSONBody.buffer(answer))
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .gossamerIndex: String(answerIndex)], body: .init(byteBuffer: body))
     }
 
     @Sendable func getInstance(request: Request, context: AgentRequestContext) async throws -> Response {
@@ -230,5 +239,22 @@ extension RegistryError {
                 .conflict, code: "not_owner", "check '\(check)' is run by agent \(owner); send the report there\(http.map { " (http://\($0))" } ?? "")",
                 details: ["owner": .string(owner), "owner_http": http.map { .string("http://\($0)") } ?? .null])
         }
+    }
+}
+
+/// Encoded answers of lookups, each valid for one index of its service (bounded: cleared when full).
+final class LookupCache: Sendable {
+    private let entries = Mutex<[String: (index: Int64, body: ByteBuffer)]>([:])
+    private let limit = 4096
+
+    /// The cached answer for `key` at `index`, or a fresh one from `make` (cached under the index it reports).
+    func body(_ key: String, index: Int64, make: () throws -> (Int64, ByteBuffer)) rethrows -> (Int64, ByteBuffer) {
+        if let hit = self.entries.withLock({ $0[key] }), hit.index == index { return (hit.index, hit.body) }
+        let (fresh, body) = try make()
+        self.entries.withLock { entries in
+            if entries.count >= self.limit { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (fresh, body)
+        }
+        return (fresh, body)
     }
 }

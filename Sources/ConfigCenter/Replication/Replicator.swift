@@ -193,7 +193,7 @@ public final class Replicator: Sendable {
     /// may have forgotten deletes it still holds as live keys.
     public func prepare() async {
         let lastSync = (try? await self.store.lastSyncAt()) ?? 0
-        let horizon = ConfigStore.millis(self.store.settings.retention.tombstoneHorizon)
+        let horizon = self.store.settings.retention.tombstoneHorizon.wholeMilliseconds
         let empty = (try? await self.store.isEmpty()) ?? true
         let resync = lastSync > 0 && self.now - lastSync > horizon && !empty
         self.state.withLock {
@@ -488,8 +488,8 @@ public final class Replicator: Sendable {
             let mine = self.store.digest
             let buckets = resyncing ? Array(0..<KeyspaceDigest.bucketCount) : mine.differingBuckets(from: theirs)
             result.matched = !resyncing && buckets.isEmpty
-            let settledBefore = self.now - ConfigStore.millis(self.settings.settleWindow)
-            let horizon = self.now - ConfigStore.millis(self.store.settings.retention.tombstoneHorizon)
+            let settledBefore = self.now - self.settings.settleWindow.wholeMilliseconds
+            let horizon = self.now - self.store.settings.retention.tombstoneHorizon.wholeMilliseconds
             let lastSync = self.state.withLock { $0.lastSyncAt }
             // A few buckets at a time, so a large keyspace never makes one huge message.
             for chunk in stride(from: 0, to: buckets.count, by: 32).map({ Array(buckets[$0..<min($0 + 32, buckets.count)]) }) {
@@ -610,7 +610,7 @@ public final class Replicator: Sendable {
     /// Peers whose divergence has outlasted `divergenceBound` (what `/health` needs: no query, only state).
     public func divergentPeers() -> [String] {
         let now = self.now
-        let bound = ConfigStore.millis(self.settings.divergenceBound)
+        let bound = self.settings.divergenceBound.wholeMilliseconds
         return self.state.withLock { state in
             state.peers.values.filter { entry in entry.divergentSince.map { now - $0 > bound } ?? false }.map(\.peer.name).sorted()
         }
