@@ -222,6 +222,7 @@ let package = Package(
             dependencies: ["Registry", "ConfigCenter", "RedisCache", "TestSupport"],
             swiftSettings: strict
         ),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor", "TestSupport", .product(name: "Metrics", package: "swift-metrics")], swiftSettings: strict),
         .testTarget(
             name: "ProcessTests",
             dependencies: ["Client", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
