@@ -93,6 +93,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Proxy",
+            dependencies: [
+                "LoadBalancer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Monitor",
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
@@ -118,7 +129,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "ConfigCenter", "Server", "Gossip", "GossipCore", "Registry", "RedisCache",
+                "ConfigCenter", "Server", "Gossip", "GossipCore", "Registry", "RedisCache", "LoadBalancer", "Proxy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -210,6 +221,17 @@ let package = Package(
         .testTarget(
             name: "LoadBalancerTests",
             dependencies: ["LoadBalancer", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "Proxy", "LoadBalancer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
