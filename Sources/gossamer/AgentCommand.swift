@@ -89,11 +89,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw CLIFailure("\(error)")
         }
         let level = settings.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        Output.bootstrapLogging(level: level)
         var logger = Logger(label: "gossamer")
         logger[metadataKey: "node"] = "\(settings.nodeName)"
         let runtime = try AgentRuntime(settings: settings, logger: logger) { address, gossip in

@@ -79,11 +79,7 @@ struct LBCommand: AsyncParsableCommand {
             throw CLIFailure("\(error)")
         }
         let level = settings.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        Output.bootstrapLogging(level: level)
         var logger = Logger(label: "gossamer-lb")
         logger[metadataKey: "node"] = "\(settings.gossip.name)"
         let runtime = try LoadBalancerRuntime(settings: settings, logger: logger)

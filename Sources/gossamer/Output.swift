@@ -1,5 +1,6 @@
 import Client
 import Foundation
+import Logging
 
 /// Options shared by every client command.
 import ArgumentParser
@@ -17,6 +18,15 @@ struct ClientOptions: ParsableArguments {
 }
 
 enum Output {
+    /// Sends every log line to standard error at `level` (the long-running commands, once per process).
+    static func bootstrapLogging(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
     /// Writes one line to standard output at once (unbuffered), for streams and readiness lines.
     static func line(_ text: String) {
         self.write(Data((text + "\n").utf8))
