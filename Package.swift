@@ -129,7 +129,8 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "ConfigCenter", "Server", "Gossip", "GossipCore", "Registry", "RedisCache", "LoadBalancer", "Proxy",
+                "ConfigCenter", "Server", "Gossip", "GossipCore", "Registry", "RedisCache", "LoadBalancer", "Proxy", "Monitor",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -34,6 +34,7 @@ public final class AgentRuntime: Sendable {
     private let logger: Logger
     private let onReady: @Sendable (_ http: String, _ gossip: String?) async -> Void
     private let group = Mutex<ServiceGroup?>(nil)
+    private let metrics = AgentMetrics()
 
     /// Opens the store and prepares the services. `onReady` gets the HTTP (and gossip) address once they listen.
     public init(settings: AgentSettings, logger: Logger, onReady: @escaping @Sendable (_ http: String, _ gossip: String?) async -> Void = { _, _ in }) throws {
@@ -92,7 +93,11 @@ public final class AgentRuntime: Sendable {
         if let mirror = self.redisMirror { cacheStatus = { mirror.status } }
         let router = buildRouter(
             store: self.store, settings: server, cluster: cluster, replicator: self.replicator,
-            registry: RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus))
+            registry: RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus),
+            metrics: { [self] in
+                await self.metrics.scrape(
+                    store: self.store, gossip: self.gossip, replicator: self.replicator, registry: self.registry, cache: self.redisMirror)
+            })
         if self.faults.enabled, let gossip = self.gossip { FaultRoutes(faults: self.faults, gossip: gossip).addRoutes(to: router) }
         let settings = self.settings
         let gossip = self.gossip

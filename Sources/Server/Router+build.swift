@@ -8,7 +8,7 @@ import Registry
 /// Builds the agent's HTTP API over a config store. Handlers only decode, call the store and encode.
 public func buildRouter(
     store: ConfigStore, settings: ServerSettings, cluster: (any ClusterView)? = nil, replicator: Replicator? = nil,
-    registry: RegistryRoutes? = nil
+    registry: RegistryRoutes? = nil, metrics: (@Sendable () async -> String)? = nil
 ) -> Router<AgentRequestContext> {
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: ResponseMiddleware(node: settings.nodeName, feed: store.feed))
@@ -27,6 +27,13 @@ public func buildRouter(
         RegistryController(registry: registry.registry, settings: settings, setDrain: registry.setDrain).addRoutes(to: router)
     }
     if let cluster { ClusterController(cluster: cluster).addRoutes(to: router) }
+    if let metrics {
+        // Prometheus text exposition (version 0.0.4).
+        router.get("/metrics") { request, _ -> Response in
+            _ = try QueryFlags(request, allowed: [], endpoint: "GET /metrics")
+            return JSONBody.text(await metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+    }
     return router
 }
 

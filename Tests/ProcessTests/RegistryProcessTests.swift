@@ -348,6 +348,10 @@ final class CheckTarget: @unchecked Sendable {
                 && ((health.json["checks"] as? [String: Any])?["redis"] as? String)?.hasPrefix("degraded") == true
         }
 
+        let degraded = String(decoding: try await agent.client.send(.GET, "/metrics").body, as: UTF8.self)
+        #expect(degraded.contains("gossamer_redis_cache_up 0"), "the cache state is in /metrics too")
+        #expect(degraded.contains(#"gossamer_registry_instances{service="cart",status="passing"} 2"#))
+
         // When Redis returns (empty)
         try await redis.start()
         // Then the cache is rebuilt without a restart and equals the store
@@ -355,6 +359,7 @@ final class CheckTarget: @unchecked Sendable {
             try redisCLI(redis.port, ["HKEYS", "gossamer:svc:cart"]).split(separator: "\n").map(String.init).sorted() == ["c-1", "c-2"]
         }
         _ = try await self.waitFor("health ok") { try await agent.client.send(.GET, "/health").json["status"] as? String == "ok" }
+        #expect(String(decoding: try await agent.client.send(.GET, "/metrics").body, as: UTF8.self).contains("gossamer_redis_cache_up 1"))
         #expect(try redisCLI(redis.port, ["SMEMBERS", "gossamer:services"]).contains("cart"))
     }
 
