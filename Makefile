@@ -8,7 +8,7 @@ DATA ?= ./data
 BUILD_DEBS := pkg-config libsqlite3-dev libhiredis-dev libcurl4-openssl-dev
 TEST_DEBS := $(BUILD_DEBS) redis-server
 
-.PHONY: run test build deps bench-kv bench-gossip bench-picker clean help
+.PHONY: run test build deps bench-kv bench-gossip bench-picker bench-lb clean help
 
 help:
 	@echo "make run    build and run one agent on $(HTTP) with data in $(DATA)"
@@ -42,3 +42,6 @@ bench-gossip:
 
 bench-registry:
 	bash bench/registry.sh
+
+bench-lb:
+	bash bench/lb.sh

@@ -201,14 +201,15 @@ struct MembershipFollower: Service {
                     for await _ in self.node.events() { self.refresh() }
                 }
                 // Tags (the HTTP address) can change without a membership event on this side: re-read now and then.
+                // This one also keeps the service running until shutdown: gossip stops first (it leaves the
+                // cluster), which ends the event stream, and a service that returns before its turn fails the group.
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(1))
                         self.refresh()
                     }
                 }
-                await group.next()
-                group.cancelAll()
+                await group.waitForAll()
             }
         }
     }
@@ -257,6 +258,7 @@ struct ServiceFollower: Service {
                     })
                     index = lookup.index
                 } catch {
+                    if Task.isCancelled { return }
                     self.logger.warning("cannot read service instances; retrying", metadata: ["lb.service": "\(self.service)", "lb.error": "\(error)"])
                     index = 0
                     try? await Task.sleep(for: .seconds(1))

@@ -216,35 +216,48 @@ public final class GossipNode: Sendable {
         for continuation in self.subscribers.withLock({ $0.values }) { continuation.finish() }
     }
 
-    private func runBound() async throws {
+    /// Binds UDP and then TCP on the same port. With port 0 the UDP socket picks a free port, which TCP may
+    /// find taken (an outgoing connection can hold the same number): then both are closed and another port is
+    /// tried, up to 20 times.
+    private static func bindSockets(_ settings: GossipSettings) async throws -> (
+        NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>, NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    ) {
         let group = MultiThreadedEventLoopGroup.singleton
+        var attempt = 0
+        while true {
+            attempt += 1
+            let udp: NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>
+            do {
+                udp = try await DatagramBootstrap(group: group)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: settings.bindHost, port: settings.bindPort) { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
+                        }
+                    }
+            } catch {
+                throw Self.bindError(settings, "UDP", error)
+            }
+            do {
+                let tcp = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: settings.bindHost, port: udp.channel.localAddress?.port ?? settings.bindPort) { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        }
+                    }
+                return (udp, tcp)
+            } catch {
+                // The UDP channel is open: close it properly before trying again or giving up.
+                try? await udp.executeThenClose { _, _ in }
+                guard settings.bindPort == 0, attempt < 20 else { throw Self.bindError(settings, "TCP", error) }
+            }
+        }
+    }
+
+    private func runBound() async throws {
         let settings = self.settings
-        let udp: NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>
-        do {
-            udp = try await DatagramBootstrap(group: group)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: settings.bindHost, port: settings.bindPort) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            throw Self.bindError(settings, "UDP", error)
-        }
-        let tcp: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
-        do {
-            tcp = try await ServerBootstrap(group: group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: settings.bindHost, port: udp.channel.localAddress?.port ?? settings.bindPort) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            // The UDP channel is open: close it properly before giving up.
-            try? await udp.executeThenClose { _, _ in }
-            throw Self.bindError(settings, "TCP", error)
-        }
+        let (udp, tcp) = try await Self.bindSockets(settings)
         let boundPort = UInt16(udp.channel.localAddress?.port ?? settings.bindPort)
         let address = SWIM.Address(host: settings.advertiseHost ?? settings.bindHost, port: boundPort)
         let eventLoop = udp.channel.eventLoop

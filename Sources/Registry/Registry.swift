@@ -60,6 +60,13 @@ public final class Registry: Sendable {
         self.observers.withLock { $0.append(observer) }
     }
 
+    /// Re-reads owner liveness; whoever notices a change (a lookup or the periodic refresh) tells the observers,
+    /// so the Redis mirror hears of every owner that died or came back.
+    private func refreshAgents() {
+        let touched = self.catalog.refreshAgents()
+        if !touched.isEmpty { self.changed(touched) }
+    }
+
     private func changed(_ services: some Sequence<String>) {
         let observers = self.observers.withLock { $0 }
         for service in services { for observer in observers { observer(service) } }
@@ -75,7 +82,7 @@ public final class Registry: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: self.settings.membershipRefresh)
-                    self.changed(self.catalog.refreshAgents())
+                    self.refreshAgents()
                 }
             }
             group.addTask {
@@ -121,24 +128,24 @@ public final class Registry: Sendable {
 
     /// Instances of a service with their effective health (owner liveness read now).
     public func lookup(_ service: String, filter: LookupFilter = LookupFilter()) -> ServiceLookup {
-        self.catalog.refreshAgents()
+        self.refreshAgents()
         return self.catalog.lookup(service, filter: filter)
     }
 
     /// A blocking lookup: answers once the service's index is above `index`, or after `timeout`.
     public func lookup(_ service: String, filter: LookupFilter, index: Int64, timeout: Duration) async -> ServiceLookup {
-        self.catalog.refreshAgents()
+        self.refreshAgents()
         await self.catalog.wait(service, above: index, timeout: timeout)
         return self.lookup(service, filter: filter)
     }
 
     public func instance(_ service: String, _ id: String) -> InstanceView? {
-        self.catalog.refreshAgents()
+        self.refreshAgents()
         return self.catalog.instance(service, id)
     }
 
     public func services() -> [ServiceSummary] {
-        self.catalog.refreshAgents()
+        self.refreshAgents()
         return self.catalog.summaries()
     }
 
@@ -148,7 +155,7 @@ public final class Registry: Sendable {
     /// The current index of a service (for blocking queries), after re-reading owner liveness: two answers
     /// for the same service and filter at the same index are identical (the HTTP layer caches on it).
     public func index(of service: String) -> Int64 {
-        self.catalog.refreshAgents()
+        self.refreshAgents()
         return self.catalog.index(of: service)
     }
 

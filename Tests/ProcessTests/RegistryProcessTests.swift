@@ -277,7 +277,7 @@ final class CheckTarget: @unchecked Sendable {
             report = try await agent.client.send(.PUT, "/v1/checks/w-1:ttl/pass", query: [("note", "alive")])
         }
         #expect(report.status == 200)
-        #expect(await self.status(agent, "worker", "w-1") == "passing")
+        _ = try await self.waitFor("passing after the report", timeout: .seconds(5)) { await self.status(agent, "worker", "w-1") == "passing" }
         _ = try await self.waitFor("critical once the TTL ran out", timeout: .seconds(5)) { await self.status(agent, "worker", "w-1") == "critical" }
     }
 
