@@ -10,7 +10,6 @@ import NIOHTTP1
 import Proxy
 import Registry
 import ServiceLifecycle
-import Synchronization
 import UnixSignals
 
 /// What `gossamer lb` runs with: flags meet here, and only here.
@@ -121,7 +120,6 @@ public final class LoadBalancerRuntime: Sendable {
     let services: [(service: String, pool: UpstreamPool)]
     private let http: HTTPClient
     private let logger: Logger
-    private let group = Mutex<ServiceGroup?>(nil)
 
     public init(settings: LoadBalancerSettings, logger: Logger) throws {
         var gossipSettings = settings.gossip
@@ -153,7 +151,6 @@ public final class LoadBalancerRuntime: Sendable {
         ] + self.services.map { .init(service: ServiceFollower(service: $0.service, pool: $0.pool, agents: self.agents, http: self.http, logger: self.logger)) }
             + [.init(service: GossipService(node: self.gossip), successTerminationBehavior: .gracefullyShutdownGroup)]
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
-        self.group.withLock { $0 = group }
         do {
             try await group.run()
         } catch {

@@ -61,7 +61,7 @@ final class HealthRunner: Sendable {
     }
 
     /// Applies a TTL report; nil when the instance's checks are not running here.
-    func report(service: String, id: String, check: String, status: HealthStatus, note: String?) async -> InstanceView.Check? {
+    func report(service: String, id: String, check: String, status: HealthStatus, note: String?) -> InstanceView.Check? {
         guard let instance = self.running.withLock({ $0["\(service)/\(id)"] }) else { return nil }
         return instance.report(check: check, status: status, note: note)
     }

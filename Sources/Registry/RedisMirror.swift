@@ -36,8 +36,9 @@ public final class RedisMirror: Sendable {
     private let logger: Logger
     private let dirty = Mutex<Set<String>>([])
     private let wake = Watermark()
-    /// Per service, the ids this agent wrote and the stamp it wrote (for deletes).
-    private let written = Mutex<[String: [String: String]]>([:])
+    /// Per service, the entries this agent wrote, by id: unchanged ones are not rewritten on every change, and
+    /// a delete carries the stamp written.
+    private let written = Mutex<[String: [String: InstanceView]]>([:])
     private let writes = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
     private let healthy = Atomic<Bool>(true)
@@ -147,15 +148,14 @@ public final class RedisMirror: Sendable {
                 let values = replies.first?.array ?? []
                 for (view, value) in zip(mine, values) where value == .null { missing.insert(view.id) }
             }
-            var now: [String: String] = [:]
+            var now: [String: InstanceView] = [:]
             for view in mine {
-                now[view.id] = view.stamp
-                let unchanged = previously[view.id] != nil && self.lastViews.withLock { $0["\(service)/\(view.id)"] } == view
-                if unchanged && !missing.contains(view.id) { continue }
+                now[view.id] = view
+                if previously[view.id] == view && !missing.contains(view.id) { continue }
                 try await self.set(view)
             }
-            for (id, stamp) in previously where !present.contains(id) {
-                try await self.delete(service: service, id: id, stamp: stamp)
+            for (id, view) in previously where !present.contains(id) {
+                try await self.delete(service: service, id: id, stamp: view.stamp)
             }
             self.written.withLock { $0[service] = now.isEmpty ? nil : now }
             self.succeed()
@@ -166,9 +166,6 @@ public final class RedisMirror: Sendable {
         }
     }
 
-    /// The last view written per `service/id`, so unchanged instances are not rewritten on every change.
-    private let lastViews = Mutex<[String: InstanceView]>([:])
-
     private func set(_ view: InstanceView) async throws(RedisError) {
         let json = Self.json(view)
         let message = Self.json(Message(op: "set", service: view.service, id: view.id, instance: view))
@@ -176,7 +173,6 @@ public final class RedisMirror: Sendable {
             script: Self.setScript, keys: [Self.hashKey(view.service), Self.servicesKey],
             args: [view.id, json, view.stamp, String(self.settings.ttl.components.seconds), view.service, message])
         if case .error(let text) = reply { throw RedisError(.server, text) }
-        self.lastViews.withLock { $0["\(view.service)/\(view.id)"] = view }
         self.writes.add(1, ordering: .relaxed)
     }
 
@@ -185,7 +181,6 @@ public final class RedisMirror: Sendable {
         let reply = try await self.client.eval(
             script: Self.deleteScript, keys: [Self.hashKey(service), Self.servicesKey], args: [id, stamp ?? "", service, message])
         if case .error(let text) = reply { throw RedisError(.server, text) }
-        self.lastViews.withLock { _ = $0.removeValue(forKey: "\(service)/\(id)") }
         self.writes.add(1, ordering: .relaxed)
     }
 

@@ -132,11 +132,10 @@ public final class Registry: Sendable {
         return self.catalog.lookup(service, filter: filter)
     }
 
-    /// A blocking lookup: answers once the service's index is above `index`, or after `timeout`.
-    public func lookup(_ service: String, filter: LookupFilter, index: Int64, timeout: Duration) async -> ServiceLookup {
+    /// For blocking queries: returns once the service's index is above `index`, or after `timeout`.
+    public func waitForChange(_ service: String, above index: Int64, timeout: Duration) async {
         self.refreshAgents()
         await self.catalog.wait(service, above: index, timeout: timeout)
-        return self.lookup(service, filter: filter)
     }
 
     public func instance(_ service: String, _ id: String) -> InstanceView? {
@@ -210,7 +209,7 @@ public final class Registry: Sendable {
     /// Takes an instance out of rotation (or puts it back) without deregistering it.
     public func setMaintenance(service: String, id: String, enable: Bool, reason: String?, origin: WriteOrigin = WriteOrigin()) async throws(RegistryError) -> InstanceView {
         for _ in 0..<5 {
-            guard let stored = self.catalog.records().first(where: { $0.instance.value.service == service && $0.instance.value.id == id })?.instance else {
+            guard let stored = self.catalog.records(of: service).first(where: { $0.instance.value.id == id })?.instance else {
                 throw .notFound("instance \(service)/\(id) is not registered")
             }
             var instance = stored.value
@@ -254,7 +253,7 @@ public final class Registry: Sendable {
         guard definition.kind == .ttl else {
             throw .badRequest("check '\(check)' is a \(definition.kind.rawValue) check; only ttl checks take reports")
         }
-        guard let result = await self.runner.report(service: instance.service, id: instance.id, check: check, status: status, note: note) else {
+        guard let result = self.runner.report(service: instance.service, id: instance.id, check: check, status: status, note: note) else {
             throw .notFound("check '\(check)' is not running yet; try again in a moment")
         }
         return result

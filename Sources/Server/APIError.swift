@@ -115,9 +115,30 @@ struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// Short, human descriptions of `DecodingError`s (Foundation's are verbose).
 enum DecodingErrorText {
+    /// A coding path as JSON-path text: `checks[0].interval` (empty for the top level).
+    static func jsonPath(_ path: [any CodingKey]) -> String {
+        var text = ""
+        for key in path {
+            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return text
+    }
+
+    /// The field an error is about (`port`, `checks[0].interval`), or `body` for the document as a whole.
+    static func field(of error: DecodingError) -> String {
+        let path: [any CodingKey]
+        switch error {
+        case .keyNotFound(let key, let context): path = context.codingPath + [key]
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context): path = context.codingPath
+        @unknown default: path = []
+        }
+        let text = self.jsonPath(path)
+        return text.isEmpty ? "body" : text
+    }
+
     static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String {
-            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            let path = self.jsonPath(context.codingPath)
             return path.isEmpty ? "" : " at \(path)"
         }
         switch error {

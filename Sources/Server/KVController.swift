@@ -96,13 +96,7 @@ struct KVController: Sendable {
         guard index == "0" || Stamp(index) != nil else {
             throw APIError.badRequest("index must be a stamp such as 1763750000123.0@node-a (from X-Gossamer-Stamp) or 0, not '\(index)'")
         }
-        var wait = self.settings.defaultWait
-        if let text = flags["wait"] {
-            guard let parsed = DurationText.parse(text), parsed <= self.settings.maxWait else {
-                throw APIError.badRequest("wait must be a duration up to \(DurationText.format(self.settings.maxWait)) such as 30s or 5m, not '\(text)'")
-            }
-            wait = parsed
-        }
+        let wait = try flags.wait(self.settings)
         try ConfigKey.validate(key)
         let subscription = self.store.feed.subscribe(.key(key))
         defer { subscription.cancel() }

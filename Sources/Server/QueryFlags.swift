@@ -1,3 +1,4 @@
+import ConfigCenter
 import Hummingbird
 
 /// The query parameters of one request, checked against what the endpoint accepts.
@@ -30,6 +31,15 @@ struct QueryFlags {
             throw APIError.badRequest("query parameter '\(name)' must be an integer from \(min) to \(max), not '\(text)'")
         }
         return value
+    }
+
+    /// `wait` of a blocking query: the server's default when absent, at most its maximum.
+    func wait(_ settings: ServerSettings) throws(APIError) -> Duration {
+        guard let text = self.values["wait"] else { return settings.defaultWait }
+        guard let parsed = DurationText.parse(text), parsed <= settings.maxWait else {
+            throw APIError.badRequest("wait must be a duration up to \(DurationText.format(settings.maxWait)) such as 30s or 5m, not '\(text)'")
+        }
+        return parsed
     }
 
     /// Refuses combinations of flags that mean different operations.

@@ -44,7 +44,7 @@ struct RegistryController: Sendable {
             guard let index = Int64(indexText), index >= 0 else {
                 throw APIError.badRequest("index must be the X-Gossamer-Index of an earlier answer (an integer), not '\(indexText)'")
             }
-            _ = await self.registry.lookup(service, filter: filter, index: index, timeout: try self.wait(flags))
+            await self.registry.waitForChange(service, above: index, timeout: try flags.wait(self.settings))
         } else if flags.has("wait") {
             throw APIError.badRequest("'wait' needs 'index' (the X-Gossamer-Index of an earlier answer)")
         }
@@ -81,7 +81,8 @@ struct RegistryController: Sendable {
                 var index: Int64 = -1
                 var lastBeat = ContinuousClock.now
                 while !Task.isCancelled {
-                    let answer = index < 0 ? registry.lookup(service, filter: filter) : await registry.lookup(service, filter: filter, index: index, timeout: heartbeat)
+                    if index >= 0 { await registry.waitForChange(service, above: index, timeout: heartbeat) }
+                    let answer = registry.lookup(service, filter: filter)
                     if answer.index != index {
                         var event = ByteBuffer(string: "id: \(answer.index)\nevent: instances\ndata: ")
                         event.writeImmutableBuffer(try JSONBody.buffer(answer))
@@ -109,7 +110,7 @@ struct RegistryController: Sendable {
         do {
             registration = try JSONDecoder().decode(RegistrationRequest.self, from: body)
         } catch let error as DecodingError {
-            let field = Self.field(of: error)
+            let field = DecodingErrorText.field(of: error)
             throw APIError(
                 .badRequest, code: "bad_registration", "the registration is not valid JSON of the expected shape: \(DecodingErrorText.describe(error))",
                 details: ["field": .string(field)])
@@ -195,33 +196,6 @@ struct RegistryController: Sendable {
     private static func filter(_ request: Request, _ flags: QueryFlags) -> LookupFilter {
         let tags = request.uri.queryParameters.filter { $0.key == "tag" }.map { String($0.value) }
         return LookupFilter(passingOnly: flags.has("passing"), tags: tags, zone: flags["zone"])
-    }
-
-    private func wait(_ flags: QueryFlags) throws -> Duration {
-        guard let text = flags["wait"] else { return self.settings.defaultWait }
-        guard let parsed = DurationText.parse(text), parsed <= self.settings.maxWait else {
-            throw APIError.badRequest("wait must be a duration up to \(DurationText.format(self.settings.maxWait)) such as 30s or 5m, not '\(text)'")
-        }
-        return parsed
-    }
-
-    /// The JSON path of the field a decoding error is about (`port`, `checks[0].interval`).
-    private static func field(of error: DecodingError) -> String {
-        let context: DecodingError.Context?
-        var path: [any CodingKey] = []
-        switch error {
-        case .keyNotFound(let key, let ctx):
-            context = ctx
-            path = ctx.codingPath + [key]
-        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx), .dataCorrupted(let ctx): context = ctx
-        @unknown default: context = nil
-        }
-        if path.isEmpty { path = context?.codingPath ?? [] }
-        var text = ""
-        for key in path {
-            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
-        }
-        return text.isEmpty ? "body" : text
     }
 }
 

@@ -155,12 +155,14 @@ struct RegistryFixture {
             _ = try await fixture.registry.register(service: "s", id: "a", request: try fixture.request(#"{"address":"h","port":1}"#))
             let index = fixture.registry.index(of: "s")
             let started = ContinuousClock.now
-            let idle = await fixture.registry.lookup("s", filter: LookupFilter(), index: index, timeout: .milliseconds(300))
+            await fixture.registry.waitForChange("s", above: index, timeout: .milliseconds(300))
+            let idle = fixture.registry.lookup("s", filter: LookupFilter())
             #expect(idle.index == index && ContinuousClock.now - started >= .milliseconds(280), "nothing changed: waits the whole timeout")
-            async let woken = fixture.registry.lookup("s", filter: LookupFilter(), index: index, timeout: .seconds(10))
+            async let woken: Void = fixture.registry.waitForChange("s", above: index, timeout: .seconds(10))
             try await Task.sleep(for: .milliseconds(100))
             _ = try await fixture.registry.register(service: "s", id: "b", request: try fixture.request(#"{"address":"h","port":2}"#))
-            let answer = await woken
+            await woken
+            let answer = fixture.registry.lookup("s", filter: LookupFilter())
             #expect(answer.index > index && answer.instances.map(\.id) == ["a", "b"])
             #expect(ContinuousClock.now - started < .seconds(5))
         }
