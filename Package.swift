@@ -106,6 +106,10 @@ let package = Package(
         .target(
             name: "Monitor",
             dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -116,7 +120,8 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "ConfigCenter", "Registry",
+                "ConfigCenter", "Registry", "Monitor",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -154,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "gossamer",
             dependencies: [
-                "Agent", "Client", "ConfigCenter", "Gossip", "Registry", "Server",
+                "Agent", "Client", "ConfigCenter", "Gossip", "Monitor", "Registry", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
@@ -174,6 +179,13 @@ let package = Package(
             name: "SimBench",
             dependencies: ["TestSupport", "GossipCore"],
             path: "Benchmarks/SimBench",
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "AlertBench",
+            dependencies: ["Monitor", .product(name: "Metrics", package: "swift-metrics")],
+            path: "Benchmarks/AlertBench",
             swiftSettings: strict
         ),
 

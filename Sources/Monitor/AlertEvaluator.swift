@@ -5,9 +5,12 @@
 /// it, records and notifies the transitions, and calls again when ``nextEvaluation(rules:state:now:)`` says.
 ///
 /// Each round:
-/// 1. Rules are *due* when never evaluated, when their ``AlertRule/interval`` (or
-///    ``Settings-swift.struct/defaultInterval``) has passed since their last evaluation, or when the wall clock went
-///    backwards. Only due rules run; the others keep their state untouched.
+/// 1. Rules are *due* when never evaluated, when the wall clock has reached the next multiple of their
+///    ``AlertRule/interval`` (or ``Settings-swift.struct/defaultInterval``) since their last evaluation, or when the
+///    wall clock went backwards. Only due rules run; the others keep their state untouched. Aligning evaluations to
+///    multiples of the interval (as Prometheus aligns rule groups) makes every rule with the same interval due at
+///    the same instant, so the caller samples its metrics once per tick rather than once per rule, however the
+///    rules' creation times were spread.
 /// 2. The samples are indexed once by metric name, keeping only the metrics due rules read and dropping NaN values
 ///    (a NaN counts as no data), so a rule looks only at its own metric's series.
 /// 3. A rule selects the series its ``AlertRule/match`` accepts. With ``AlertRule/Aggregate/none`` each series is its
@@ -103,7 +106,8 @@ public struct AlertEvaluator: Sendable {
     public func nextEvaluation(rules: [AlertRule], state: AlertState, now: WallTime) -> WallTime? {
         rules.map { rule in
             guard let last = state.rules[rule.name]?.lastEvaluatedAt, last <= now else { return now }
-            return max(now, last + self.interval(of: rule))
+            let interval = Self.milliseconds(self.interval(of: rule))
+            return max(now, WallTime(millisecondsSinceEpoch: (Self.tick(last, interval) + 1) * interval))
         }.min()
     }
 
@@ -116,7 +120,19 @@ public struct AlertEvaluator: Sendable {
 
     private func isDue(_ rule: AlertRule, last: WallTime?, now: WallTime) -> Bool {
         guard let last else { return true }
-        return now < last || last.duration(to: now) >= self.interval(of: rule)
+        let interval = Self.milliseconds(self.interval(of: rule))
+        return now < last || Self.tick(now, interval) > Self.tick(last, interval)
+    }
+
+    /// An interval in whole milliseconds, at least 1.
+    private static func milliseconds(_ interval: Duration) -> Int64 {
+        max(1, interval.wholeMilliseconds)
+    }
+
+    /// Which multiple of `interval` milliseconds since the epoch `time` falls in (rounded down).
+    private static func tick(_ time: WallTime, _ interval: Int64) -> Int64 {
+        let ms = time.millisecondsSinceEpoch
+        return ms >= 0 ? ms / interval : -((-ms + interval - 1) / interval)
     }
 
     /// The samples of `metrics`, by metric name, without NaN values.

@@ -59,12 +59,15 @@ extension AlertRule: Codable {
         try container.encode(self.severity.rawValue, forKey: AnyKey("severity"))
         try container.encode(self.labels, forKey: AnyKey("labels"))
         try container.encode(self.annotations, forKey: AnyKey("annotations"))
-        try container.encode(
-            self.receivers.map { receiver in
-                switch receiver {
-                case .webhook(let url): ["webhook": url]
-                }
-            }, forKey: AnyKey("receivers"))
+        var receivers = container.nestedUnkeyedContainer(forKey: AnyKey("receivers"))
+        for receiver in self.receivers {
+            var object = receivers.nestedContainer(keyedBy: AnyKey.self)
+            switch receiver {
+            case .webhook(let url): try object.encode(url, forKey: AnyKey("webhook"))
+            case .alertmanager(let url): try object.encode(url, forKey: AnyKey("alertmanager"))
+            case .log: try object.encode(true, forKey: AnyKey("log"))
+            }
+        }
     }
 }
 
@@ -155,15 +158,29 @@ private struct FieldReader {
     }
 
     mutating func receivers() -> [AlertRule.Receiver] {
-        let expected = #"a list of objects such as {"webhook": "http://host:port/path"}"#
-        guard let objects = self.optional("receivers", [[String: String]].self, expected) else { return [] }
+        let shapes = #"{"webhook": "<url>"}, {"alertmanager": "<url>"} or {"log": true}"#
+        let expected = "a list of objects such as \(shapes)"
+        guard let objects = self.optional("receivers", [[String: ReceiverValue]].self, expected) else { return [] }
         var receivers: [AlertRule.Receiver] = []
         for (index, object) in objects.enumerated() {
-            if object.count == 1, let url = object["webhook"] {
+            let field = "receivers[\(index)]"
+            guard object.count == 1, let (kind, value) = object.first else {
+                self.errors.append(RuleError(field: field, "\(field) must be one of \(shapes)"))
+                continue
+            }
+            switch (kind, value) {
+            case ("webhook", .string(let url)):
                 receivers.append(.webhook(url))
-            } else {
-                self.errors.append(
-                    RuleError(field: "receivers[\(index)]", #"receivers[\#(index)] must be {"webhook": "<url>"}"#))
+            case ("alertmanager", .string(let url)):
+                receivers.append(.alertmanager(url))
+            case ("log", .bool(true)):
+                receivers.append(.log)
+            case ("webhook", _), ("alertmanager", _):
+                self.errors.append(RuleError(field: "\(field).\(kind)", "\(field).\(kind) must be a URL string"))
+            case ("log", _):
+                self.errors.append(RuleError(field: "\(field).log", "\(field).log must be true"))
+            default:
+                self.errors.append(RuleError(field: field, "\(field) must be one of \(shapes), not '\(kind)'"))
             }
         }
         return receivers
@@ -172,6 +189,25 @@ private struct FieldReader {
     mutating func rejectUnknownFields(_ known: [String]) {
         for key in self.container.allKeys.map(\.stringValue).sorted() where !known.contains(key) {
             self.errors.append(RuleError(field: key, "unknown field '\(key)'"))
+        }
+    }
+}
+
+/// The value of a receiver object's single field: a URL string, `true` for `log`, or something unusable (reported
+/// against the field rather than failing the whole list).
+private enum ReceiverValue: Decodable {
+    case string(String)
+    case bool(Bool)
+    case other
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .bool(flag)
+        } else {
+            self = .other
         }
     }
 }

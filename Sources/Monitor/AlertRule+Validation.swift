@@ -59,7 +59,7 @@ extension AlertRule {
     /// `.`; an invalid metric or label name; a non-finite threshold; `recover` on the wrong side of the threshold or used
     /// with `==`/`!=`; a negative `for` or `keep_firing_for`; an `interval` under ``minimumInterval``; `no_data_after`
     /// below 1 or without `no_data: nodata`; `labels` setting ``reservedLabels``; an annotation template that does not
-    /// parse; a receiver that is not an `http://` or `https://` URL.
+    /// parse; a webhook or alertmanager receiver that is not an `http://` or `https://` URL.
     ///
     /// Warning: `knownMetrics` (the sample names currently exported, when the caller passes them) lacks ``metric``.
     public func validate(knownMetrics: Set<String>? = nil) -> RuleValidation {
@@ -124,11 +124,10 @@ extension AlertRule {
         }
         for (index, receiver) in self.receivers.enumerated() {
             switch receiver {
-            case .webhook(let url) where !Self.isHTTPURL(url):
-                fail(
-                    "receivers[\(index)].webhook",
-                    "receivers[\(index)].webhook must be an http:// or https:// URL, not '\(url)'")
-            case .webhook:
+            case .webhook(let url) where !Self.isHTTPURL(url), .alertmanager(let url) where !Self.isHTTPURL(url):
+                let field = "receivers[\(index)].\(receiver.kind)"
+                fail(field, "\(field) must be an http:// or https:// URL, not '\(url)'")
+            case .webhook, .alertmanager, .log:
                 break
             }
         }

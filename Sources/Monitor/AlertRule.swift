@@ -80,10 +80,34 @@ public struct AlertRule: Hashable, Sendable {
         case critical
     }
 
-    /// Where notifications go. Only webhooks for now, with the Alertmanager webhook payload.
-    public enum Receiver: Hashable, Sendable {
-        /// `{"webhook": "http://host:port/path"}`.
+    /// Where notifications go. Each receiver gets its own notification groups (see ``NotificationPlanner``).
+    public enum Receiver: Hashable, Sendable, CustomStringConvertible {
+        /// `{"webhook": "http://host:port/path"}`: POSTs the Alertmanager webhook message (version 4) to the URL, so
+        /// receivers written for Alertmanager work unchanged.
         case webhook(String)
+        /// `{"alertmanager": "http://host:9093"}`: forwards the alerts to a real Alertmanager with
+        /// `POST <url>/api/v2/alerts`, the way Prometheus does, and lets it group, silence and route them.
+        case alertmanager(String)
+        /// `{"log": true}`: logs one line per alert through swift-log (at `info`), for trying rules out.
+        case log
+
+        /// The receiver's kind as written in JSON: `webhook`, `alertmanager` or `log`; also the `receiver` field
+        /// of webhook messages and a bounded metric dimension.
+        public var kind: String {
+            switch self {
+            case .webhook: "webhook"
+            case .alertmanager: "alertmanager"
+            case .log: "log"
+            }
+        }
+
+        /// The kind and URL, such as `webhook http://127.0.0.1:9000/hook`, for logs.
+        public var description: String {
+            switch self {
+            case .webhook(let url), .alertmanager(let url): "\(self.kind) \(url)"
+            case .log: self.kind
+            }
+        }
     }
 
     /// The rule's unique name; also the `alertname` label.

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // MARK: - Wall time
 
 /// A point in wall-clock time: milliseconds since the Unix epoch (1970-01-01T00:00:00Z).
@@ -33,6 +39,13 @@ public struct WallTime: Hashable, Comparable, Sendable, Codable, CustomStringCon
     /// The time from this instant to `other` (negative when `other` is earlier).
     public func duration(to other: WallTime) -> Duration {
         .milliseconds(other.millisecondsSinceEpoch &- self.millisecondsSinceEpoch)
+    }
+
+    /// The system's wall clock now (only the agent's wiring reads it; the engine is given `now`).
+    public static var now: WallTime {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return WallTime(millisecondsSinceEpoch: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
     }
 
     /// Milliseconds since the epoch, for logs.

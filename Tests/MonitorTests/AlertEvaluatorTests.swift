@@ -385,21 +385,25 @@ import Testing
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(AlertState.self, from: Data(json.utf8)) }
     }
 
+    /// t0 + 40 s is a multiple of 15 s and of 60 s: a tick of both intervals.
+    static let tick = Duration.seconds(40)
+
     @Test func test_interval_ruleNotDue_isNotEvaluated() {
         // Given
         var rule = testRule()
         rule.interval = .seconds(60)
         var rounds = Rounds(rule)
-        rounds.at(.zero, value: 0.5)
+        let tick = Self.tick
+        rounds.at(tick, value: 0.5)
 
         // When / Then
-        #expect(rounds.at(.seconds(30), value: 0.95).isEmpty)
-        #expect(rounds.state.lastEvaluation(of: "test") == t0)
+        #expect(rounds.at(tick + .seconds(30), value: 0.95).isEmpty)
+        #expect(rounds.state.lastEvaluation(of: "test") == t0 + tick)
         #expect(
-            rounds.evaluator.nextEvaluation(rules: [rule], state: rounds.state, now: t0 + .seconds(30)) == t0
+            rounds.evaluator.nextEvaluation(rules: [rule], state: rounds.state, now: t0 + tick + .seconds(30)) == t0 + tick
                 + .seconds(60))
-        #expect(rounds.at(.seconds(60), value: 0.95).moves == ["inactive→firing"])
-        #expect(rounds.state.lastEvaluation(of: "test") == t0 + .seconds(60))
+        #expect(rounds.at(tick + .seconds(60), value: 0.95).moves == ["inactive→firing"])
+        #expect(rounds.state.lastEvaluation(of: "test") == t0 + tick + .seconds(60))
     }
 
     @Test func test_interval_defaultAndNeverEvaluated_nextEvaluationIsNowOrDefault() {
@@ -409,10 +413,38 @@ import Testing
         var rounds = Rounds(rule)
 
         // When / Then
-        #expect(rounds.evaluator.nextEvaluation(rules: [rule], state: rounds.state, now: t0) == t0)
-        rounds.at(.zero, value: 0.5)
-        #expect(rounds.evaluator.nextEvaluation(rules: [rule], state: rounds.state, now: t0) == t0 + .seconds(15))
+        #expect(rounds.evaluator.nextEvaluation(rules: [rule], state: rounds.state, now: t0 + Self.tick) == t0 + Self.tick)
+        rounds.at(Self.tick, value: 0.5)
+        #expect(
+            rounds.evaluator.nextEvaluation(rules: [rule], state: rounds.state, now: t0 + Self.tick) == t0 + Self.tick + .seconds(15))
         #expect(rounds.evaluator.nextEvaluation(rules: [], state: rounds.state, now: t0) == nil)
+    }
+
+    /// Rules created at scattered times are evaluated at once when new, then on the same ticks (multiples of their
+    /// interval), so one round (one sampling of the metrics) serves them all.
+    @Test func test_interval_scatteredRules_alignOnTicks() {
+        // Given: three 15 s rules first evaluated 2 s, 7 s and 13 s after a tick
+        let rules = ["a", "b", "c"].map { name in
+            var rule = testRule(name: name)
+            rule.interval = .seconds(15)
+            return rule
+        }
+        let evaluator = AlertEvaluator()
+        var state = AlertState()
+        for (count, offset) in zip(1...3, [2, 7, 13]) {
+            state = evaluator.evaluate(rules: Array(rules.prefix(count)), samples: [], now: t0 + Self.tick + .seconds(offset), state: state).state
+        }
+        #expect(rules.map { state.lastEvaluation(of: $0.name) } == [2, 7, 13].map { t0 + Self.tick + .seconds($0) })
+
+        // When
+        let next = evaluator.nextEvaluation(rules: rules, state: state, now: t0 + Self.tick + .seconds(13))
+        let round = evaluator.evaluate(
+            rules: rules, samples: [sample("gossamer_test_value", [:], 0.95)], now: t0 + Self.tick + .seconds(15), state: state)
+
+        // Then: all three are due at the next tick, together
+        #expect(next == t0 + Self.tick + .seconds(15))
+        #expect(round.transitions.map(\.alert.rule) == ["a", "b", "c"])
+        #expect(evaluator.nextEvaluation(rules: rules, state: round.state, now: t0 + Self.tick + .seconds(15)) == t0 + Self.tick + .seconds(30))
     }
 
     @Test func test_interval_wallClockSteppedBack_ruleIsDue() {
