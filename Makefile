@@ -8,7 +8,7 @@ DATA ?= ./data
 BUILD_DEBS := pkg-config libsqlite3-dev libhiredis-dev libcurl4-openssl-dev
 TEST_DEBS := $(BUILD_DEBS) redis-server
 
-.PHONY: run test build deps bench-kv bench-gossip bench-picker bench-lb clean help
+.PHONY: run test build deps bench-kv bench-gossip bench-picker bench-registry bench-lb bench-alerts clean help
 
 help:
 	@echo "make run    build and run one agent on $(HTTP) with data in $(DATA)"
@@ -26,6 +26,7 @@ run: build
 
 test:
 	@scripts/install-debs.sh $(TEST_DEBS)
+	@scripts/install-debs.sh --no-recommends prometheus  # promtool checks /metrics
 	scripts/test.sh
 
 bench-kv:
@@ -45,3 +46,6 @@ bench-registry:
 
 bench-lb:
 	bash bench/lb.sh
+
+bench-alerts:
+	bash bench/alerts.sh

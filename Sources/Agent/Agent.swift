@@ -5,6 +5,7 @@ import Gossip
 import GossipCore
 import Hummingbird
 import Logging
+import Monitor
 import Registry
 import NIOCore
 import Server
@@ -34,7 +35,9 @@ public final class AgentRuntime: Sendable {
     private let logger: Logger
     private let onReady: @Sendable (_ http: String, _ gossip: String?) async -> Void
     private let group = Mutex<ServiceGroup?>(nil)
-    private let metrics = AgentMetrics()
+    private let metrics: AgentMetrics
+    /// Alert rules, evaluation and notifications.
+    let alerting: Alerting
 
     /// Opens the store and prepares the services. `onReady` gets the HTTP (and gossip) address once they listen.
     public init(settings: AgentSettings, logger: Logger, onReady: @escaping @Sendable (_ http: String, _ gossip: String?) async -> Void = { _, _ in }) throws {
@@ -77,6 +80,25 @@ public final class AgentRuntime: Sendable {
         }
         let registry = self.registry
         self.redisMirror = settings.redis.map { RedisMirror(registry: registry, endpoint: $0, logger: logger) }
+        let metrics = AgentMetrics(
+            sources: .init(store: self.store, gossip: self.gossip, replicator: self.replicator, registry: registry, cache: self.redisMirror))
+        self.metrics = metrics
+        let gossip = self.gossip
+        let replicator = self.replicator
+        let store = self.store
+        let joinGiven = !(settings.gossip?.seeds.isEmpty ?? true)
+        do {
+            self.alerting = try Alerting(
+                store: self.store, settings: settings.alerting, dataDir: settings.dataDir, metrics: metrics,
+                sample: { await metrics.samples() },
+                aliveAgents: {
+                    gossip.map { Set($0.snapshot.members.filter { $0.status == .alive || $0.status == .suspect }.map(\.name)) }
+                },
+                readinessChecks: { await Self.readiness(store: store, gossip: gossip, joinGiven: joinGiven, replicator: replicator) },
+                logger: logger)
+        } catch {
+            throw AgentSettingsError("cannot open the alert log in '\(settings.dataDir)': \(error); check the directory is writable (--data-dir)")
+        }
         self.settings = settings
         self.logger = logger
         self.onReady = onReady
@@ -94,10 +116,7 @@ public final class AgentRuntime: Sendable {
         let router = buildRouter(
             store: self.store, settings: server, cluster: cluster, replicator: self.replicator,
             registry: RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus),
-            metrics: { [self] in
-                await self.metrics.scrape(
-                    store: self.store, gossip: self.gossip, replicator: self.replicator, registry: self.registry, cache: self.redisMirror)
-            })
+            metrics: { [metrics = self.metrics] in await metrics.scrape() }, alerts: self.alerting, httpMetrics: self.metrics.registry)
         if self.faults.enabled, let gossip = self.gossip { FaultRoutes(faults: self.faults, gossip: gossip).addRoutes(to: router) }
         let settings = self.settings
         let gossip = self.gossip
@@ -126,6 +145,8 @@ public final class AgentRuntime: Sendable {
         if let gossip { services.append(.init(service: GossipService(node: gossip), successTerminationBehavior: .gracefullyShutdownGroup)) }
         if let replicator { services.append(.init(service: ReplicationService(replicator: replicator))) }
         services.append(.init(service: RegistryService(registry: self.registry)))
+        services.append(.init(service: SystemSamplingService(metrics: self.metrics, sampler: SystemSampler(dataDirectory: settings.dataDir))))
+        services.append(.init(service: AlertingService(alerting: self.alerting)))
         if let mirror = self.redisMirror { services.append(.init(service: RedisMirrorService(mirror: mirror))) }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
@@ -137,6 +158,30 @@ public final class AgentRuntime: Sendable {
             throw error
         }
         try? await self.httpClient?.shutdown()
+    }
+
+    /// Readiness beyond alerting: the store answers; with `--join`, gossip has found another member; no peer has
+    /// diverged for longer than the bound.
+    static func readiness(store: ConfigStore, gossip: GossipNode?, joinGiven: Bool, replicator: Replicator?) async -> [String: (ok: Bool, detail: String)] {
+        var checks: [String: (ok: Bool, detail: String)] = [:]
+        do {
+            _ = try await store.revision()
+            checks["store"] = (true, "ok")
+        } catch {
+            checks["store"] = (false, "the store does not answer: \(error)")
+        }
+        if let gossip, joinGiven {
+            let others = gossip.snapshot.members.filter { $0.name != gossip.settings.name && ($0.status == .alive || $0.status == .suspect) }
+            checks["gossip"] = others.isEmpty ? (false, "not joined: no other member reachable yet (check --join addresses)") : (true, "joined (\(others.count + 1) members alive)")
+        }
+        if let replicator {
+            let divergent = replicator.divergentPeers()
+            checks["consistency"] =
+                divergent.isEmpty
+                ? (true, "ok")
+                : (false, "diverged from \(divergent.joined(separator: ", ")) for longer than \(DurationText.format(replicator.settings.divergenceBound))")
+        }
+        return checks
     }
 
     /// Starts a graceful shutdown of every service.
@@ -212,6 +257,28 @@ struct GossipClusterView: ClusterView {
             try await self.node.changeKeyring(KeyringChange(operation: op, key: key))
         } catch {
             throw APIError(error.code == .notEncrypted ? .conflict : .badRequest, code: "\(error.code)", error.message)
+        }
+    }
+}
+
+/// Samples `/proc` into the metrics every few seconds (the first sample at once).
+struct SystemSamplingService: Service {
+    let metrics: AgentMetrics
+    let sampler: SystemSampler
+    var every: Duration = .seconds(5)
+
+    func run() async throws {
+        var first = true
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            self.metrics.record(system: self.sampler.sample())
+            do {
+                // The CPU ratios need two readings: take the second one soon, so they show a second after start.
+                let pause = first ? Duration.seconds(1) : self.every
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+                first = false
+            } catch {
+                return
+            }
         }
     }
 }

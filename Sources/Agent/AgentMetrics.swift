@@ -7,14 +7,31 @@ import Monitor
 import Registry
 import Synchronization
 
-/// The agent's `/metrics`: gauges sampled from the store, gossip, replication, the registry and the process at
-/// each scrape, kept in a `MetricsRegistry` (Monitor) and rendered as Prometheus text. The registry is used as
-/// an explicit factory, so nothing here depends on a process-wide `MetricsSystem.bootstrap`.
+/// The agent's metrics, kept in one `MetricsRegistry` (Monitor) that `/metrics` renders and the alert rules read:
+/// - gauges sampled from the store, gossip, replication and the registry at each read (``refresh()``);
+/// - host and process metrics from `/proc`, sampled every few seconds by ``SystemSamplingService``;
+/// - HTTP requests by route and status, counted as they are answered (``HTTPMetricsMiddleware`` in Server);
+/// - test gauges set through the debug route when the agent allows it.
+///
+/// The registry is used as an explicit factory, so nothing here depends on a process-wide `MetricsSystem.bootstrap`.
 final class AgentMetrics: Sendable {
-    let registry = MetricsRegistry()
-    private let gauges = Mutex<[String: Gauge]>([:])
+    /// What the sampled gauges read.
+    struct Sources: Sendable {
+        var store: ConfigStore
+        var gossip: GossipNode?
+        var replicator: Replicator?
+        var registry: Registry
+        var cache: RedisMirror?
+    }
 
-    init() {
+    let registry = MetricsRegistry()
+    private let sources: Sources
+    private let gauges = Mutex<[String: Gauge]>([:])
+    private let debugGauges = Mutex<[String: Gauge]>([:])
+    private let system = Mutex<(gauges: [String: Gauge], counters: [String: (counter: FloatingPointCounter, total: Double)])>(([:], [:]))
+
+    init(sources: Sources) {
+        self.sources = sources
         let help: [(String, String)] = [
             ("gossamer_kv_keys", "Live keys in the store."),
             ("gossamer_kv_versions", "Stored versions (history rows) in the store."),
@@ -23,53 +40,61 @@ final class AgentMetrics: Sendable {
             ("gossamer_members", "Gossip members by state, as this agent sees them."),
             ("gossamer_gossip_local_health", "Lifeguard local health score (0 is healthy)."),
             ("gossamer_gossip_queue_depth", "Gossip broadcasts waiting to be sent."),
+            ("gossamer_gossip_suspicions_total", "Suspicions this agent raised."),
+            ("gossamer_gossip_refutations_total", "Suspicions of this agent it refuted."),
             ("gossamer_consistency_divergent_peers", "Peers whose data differed from this agent's for longer than the divergence bound."),
             ("gossamer_registry_instances", "Registered service instances by service and health status."),
             ("gossamer_registry_checks_running", "Instances whose health checks this agent runs."),
             ("gossamer_redis_cache_up", "1 when the registry's Redis cache is reachable, 0 when degraded (absent without --redis)."),
-            ("gossamer_process_resident_memory_bytes", "Resident memory of the agent process."),
-            ("gossamer_process_open_fds", "Open file descriptors of the agent process."),
         ]
         for (name, text) in help { self.registry.describe(name, help: text) }
+        for (name, text) in SystemSampler.help { self.registry.describe(name, help: text) }
     }
 
     /// Samples everything and renders the page.
-    func scrape(store: ConfigStore, gossip: GossipNode?, replicator: Replicator?, registry: Registry, cache: RedisMirror?) async -> String {
+    func scrape() async -> String {
+        await self.refresh()
+        return PrometheusText.render(self.registry.families()).text
+    }
+
+    /// Samples everything and returns every series' value, for the alert rules.
+    func samples() async -> [Sample] {
+        await self.refresh()
+        return self.registry.samples()
+    }
+
+    /// Sets the sampled gauges from their sources now.
+    func refresh() async {
+        let sources = self.sources
         var seen: Set<String> = []
         func put(_ name: String, _ value: Double, labels: [(String, String)] = []) {
             seen.insert(self.set(name, labels, value))
         }
-        if let counts = try? await store.counts() {
+        if let counts = try? await sources.store.counts() {
             put("gossamer_kv_keys", Double(counts.keys))
             put("gossamer_kv_versions", Double(counts.versions))
         }
-        put("gossamer_kv_revision", Double(store.feed.revision))
-        put("gossamer_watch_subscribers", Double(store.feed.subscriberCount))
-        if let gossip {
+        put("gossamer_kv_revision", Double(sources.store.feed.revision))
+        put("gossamer_watch_subscribers", Double(sources.store.feed.subscriberCount))
+        if let gossip = sources.gossip {
             let snapshot = gossip.snapshot
             for state in ["alive", "suspect", "dead", "left"] {
                 put("gossamer_members", Double(snapshot.members.filter { $0.status.description == state }.count), labels: [("state", state)])
             }
             put("gossamer_gossip_local_health", Double(snapshot.localHealth))
             put("gossamer_gossip_queue_depth", Double(snapshot.queueDepth))
+            self.setTotal("gossamer_gossip_suspicions_total", [], Double(snapshot.metrics.suspicionsRaised))
+            self.setTotal("gossamer_gossip_refutations_total", [], Double(snapshot.metrics.suspicionsRefuted))
         }
-        if let replicator { put("gossamer_consistency_divergent_peers", Double(replicator.divergentPeers().count)) }
-        for service in registry.services() {
-            let views = registry.views(service.name)
+        if let replicator = sources.replicator { put("gossamer_consistency_divergent_peers", Double(replicator.divergentPeers().count)) }
+        for service in sources.registry.services() {
+            let views = sources.registry.views(service.name)
             for status in HealthStatus.allCases {
                 put("gossamer_registry_instances", Double(views.filter { $0.status == status }.count), labels: [("service", service.name), ("status", status.rawValue)])
             }
         }
-        put("gossamer_registry_checks_running", Double(registry.checksRunning))
-        if let cache { put("gossamer_redis_cache_up", cache.status.healthy ? 1 : 0) }
-        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-            let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
-        {
-            put("gossamer_process_resident_memory_bytes", pages * Double(sysconf(Int32(_SC_PAGESIZE))))
-        }
-        if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
-            put("gossamer_process_open_fds", Double(fds.count))
-        }
+        put("gossamer_registry_checks_running", Double(sources.registry.checksRunning))
+        if let cache = sources.cache { put("gossamer_redis_cache_up", cache.status.healthy ? 1 : 0) }
         // Series of services (or states) that are gone are removed, not left at their last value.
         let stale = self.gauges.withLock { gauges in
             let gone = gauges.filter { !seen.contains($0.key) }
@@ -77,12 +102,70 @@ final class AgentMetrics: Sendable {
             return Array(gone.values)
         }
         for gauge in stale { gauge.destroy() }
-        return PrometheusText.render(self.registry.families()).text
+    }
+
+    /// Records one `/proc` reading: gauges as they are, `…_total` counters advanced to the reading.
+    func record(system samples: [Sample]) {
+        for sample in samples {
+            let labels = sample.labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            if SystemSampler.kinds[sample.name] == .counter {
+                self.setTotal(sample.name, labels, sample.value)
+            } else {
+                self.setGauge(sample.name, labels, sample.value)
+            }
+        }
+    }
+
+    /// Sets (or with `nil` removes) a `gossamer_debug_*` gauge.
+    func setDebugGauge(name: String, labels: [String: String], value: Double?) {
+        let dimensions = labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let key = Self.key(name, dimensions)
+        guard let value else {
+            self.debugGauges.withLock { $0.removeValue(forKey: key) }?.destroy()
+            return
+        }
+        let gauge = self.debugGauges.withLock { gauges in
+            if let gauge = gauges[key] { return gauge }
+            let gauge = Gauge(label: name, dimensions: dimensions, factory: self.registry)
+            gauges[key] = gauge
+            return gauge
+        }
+        gauge.record(value)
+    }
+
+    /// Sets a gauge kept until the process ends (not one of the per-read sampled ones).
+    func setGauge(_ name: String, _ dimensions: [(String, String)], _ value: Double) {
+        let key = Self.key(name, dimensions)
+        let gauge = self.system.withLock { system in
+            if let gauge = system.gauges[key] { return gauge }
+            let gauge = Gauge(label: name, dimensions: dimensions, factory: self.registry)
+            system.gauges[key] = gauge
+            return gauge
+        }
+        gauge.record(value)
+    }
+
+    /// Advances a counter to `total` (a running total read from elsewhere). A total that went down (the source
+    /// restarted) starts the counter's increments from the new value.
+    func setTotal(_ name: String, _ dimensions: [(String, String)], _ total: Double) {
+        let key = Self.key(name, dimensions)
+        let (counter, delta) = self.system.withLock { system -> (FloatingPointCounter, Double) in
+            if var entry = system.counters[key] {
+                let delta = total >= entry.total ? total - entry.total : total
+                entry.total = total
+                system.counters[key] = entry
+                return (entry.counter, delta)
+            }
+            let counter = FloatingPointCounter(label: name, dimensions: dimensions, factory: self.registry)
+            system.counters[key] = (counter, total)
+            return (counter, total)
+        }
+        if delta > 0 { counter.increment(by: delta) }
     }
 
     /// Sets a gauge, creating it on first use; returns its series key.
     private func set(_ name: String, _ dimensions: [(String, String)], _ value: Double) -> String {
-        let key = name + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let key = Self.key(name, dimensions)
         let gauge = self.gauges.withLock { gauges in
             if let gauge = gauges[key] { return gauge }
             let gauge = Gauge(label: name, dimensions: dimensions, factory: self.registry)
@@ -91,5 +174,9 @@ final class AgentMetrics: Sendable {
         }
         gauge.record(value)
         return key
+    }
+
+    private static func key(_ name: String, _ dimensions: [(String, String)]) -> String {
+        name + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Gossip
 import GossipCore
 import Logging
+import Monitor
 import RedisCache
 import Registry
 import Server
@@ -34,6 +35,8 @@ public struct AgentSettings: Sendable {
     public var redis: RedisEndpoint? = nil
     /// Start drained: every instance this agent owns is in maintenance.
     public var drain = false
+    /// Alert rules, evaluation and notifications.
+    public var alerting = AlertingSettings()
 
     public init() {}
 
@@ -56,6 +59,13 @@ public struct AgentSettings: Sendable {
         ("redis", "Redis URL redis://[:password@]host:port/db caching the service registry (default: no cache)"),
         ("drain", "true: start drained, every instance this agent owns in maintenance (default false)"),
         ("registry.min_deregister_critical_after", "shortest deregister_critical_after a registration may ask for (default 1m)"),
+        ("alerts.default_rules", "true (default): evaluate the shipped default alert rules; false: only stored rules"),
+        ("alerts.interval", "how often a rule without its own interval is evaluated (default 15s)"),
+        ("alerts.webhook", "comma-separated webhook URLs notified for rules that name no receivers (default: log only)"),
+        ("alerts.group_wait", "wait before the first notification of a new alert group (default 30s)"),
+        ("alerts.group_interval", "wait before notifying changes of a group already notified (default 5m)"),
+        ("alerts.repeat_interval", "wait before repeating an unchanged firing notification (default 4h)"),
+        ("debug_metrics", "true: allow PUT /v1/debug/metrics/gossamer_debug_* to set test gauges (default false)"),
         ("gossip", "gossip address host:port for UDP and TCP (e.g. 127.0.0.1:7946); unset: no cluster"),
         ("join", "comma-separated gossip addresses of members to join"),
         ("encrypt_key", "base64 AES key (16, 24 or 32 bytes) encrypting gossip; make one with `gossamer keygen`"),
@@ -156,6 +166,36 @@ public struct AgentSettings: Sendable {
             guard let value = Bool(drain.lowercased()) else { throw AgentSettingsError("drain must be true or false, not '\(drain)'") }
             settings.drain = value
         }
+        func bool(_ name: String) throws(AgentSettingsError) -> Bool? {
+            guard let text = merged[name] else { return nil }
+            guard let value = Bool(text.lowercased()) else { throw AgentSettingsError("\(name) must be true or false, not '\(text)'") }
+            return value
+        }
+        if let value = try bool("alerts.default_rules") { settings.alerting.defaultRules = value }
+        if let value = try bool("debug_metrics") { settings.alerting.debugMetrics = value }
+        if let interval = try duration("alerts.interval") {
+            guard interval >= AlertRule.minimumInterval else { throw AgentSettingsError("alerts.interval must be at least 1s") }
+            settings.alerting.evaluator.defaultInterval = interval
+        }
+        if let hooks = merged["alerts.webhook"], !hooks.isEmpty {
+            settings.alerting.defaultReceivers = try hooks.split(separator: ",").map { part throws(AgentSettingsError) in
+                let url = part.trimmingCharacters(in: .whitespaces)
+                guard url.hasPrefix("http://") || url.hasPrefix("https://"), URL(string: url)?.host != nil else {
+                    throw AgentSettingsError("alerts.webhook takes http:// or https:// URLs, comma-separated, not '\(url)'")
+                }
+                return .webhook(url)
+            }
+        }
+        if let wait = try duration("alerts.group_wait") { settings.alerting.policy.groupWait = wait }
+        if let interval = try duration("alerts.group_interval") {
+            guard interval >= .seconds(1) else { throw AgentSettingsError("alerts.group_interval must be at least 1s") }
+            settings.alerting.policy.groupInterval = interval
+        }
+        if let interval = try duration("alerts.repeat_interval") {
+            guard interval >= .seconds(1) else { throw AgentSettingsError("alerts.repeat_interval must be at least 1s") }
+            settings.alerting.policy.repeatInterval = interval
+        }
+        settings.alerting.externalURL = "http://\(settings.httpHost):\(settings.httpPort)"
         settings.config.nodeName = settings.nodeName
         settings.server.nodeName = settings.nodeName
         settings.gossip = try self.gossipSettings(merged, nodeName: settings.nodeName)

@@ -48,6 +48,15 @@ enum JSONBody {
         return Response(status: status, headers: headers, body: .init(byteBuffer: try self.buffer(value)))
     }
 
+    /// The request body, refused with 413 `body_too_large` beyond `limit` bytes.
+    static func collect(_ request: Request, upTo limit: Int) async throws -> Data {
+        do {
+            return Data(buffer: try await request.body.collect(upTo: limit))
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "body_too_large", "the request body is larger than \(limit) bytes")
+        }
+    }
+
     static func text(_ text: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
         Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -176,11 +176,7 @@ struct RegistryController: Sendable {
     private static let maxBody = 256 * 1024
 
     private static func body(_ request: Request) async throws -> Data {
-        do {
-            return Data(buffer: try await request.body.collect(upTo: Self.maxBody))
-        } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, code: "body_too_large", "the request body is larger than \(Self.maxBody) bytes")
-        }
+        try await JSONBody.collect(request, upTo: Self.maxBody)
     }
 
     private static func service(_ context: AgentRequestContext) throws -> String {

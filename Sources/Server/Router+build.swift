@@ -3,14 +3,18 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Metrics
 import Registry
 
 /// Builds the agent's HTTP API over a config store. Handlers only decode, call the store and encode.
 public func buildRouter(
     store: ConfigStore, settings: ServerSettings, cluster: (any ClusterView)? = nil, replicator: Replicator? = nil,
-    registry: RegistryRoutes? = nil, metrics: (@Sendable () async -> String)? = nil
+    registry: RegistryRoutes? = nil, metrics: (@Sendable () async -> String)? = nil, alerts: (any AlertsBackend)? = nil,
+    httpMetrics: (any MetricsFactory)? = nil
 ) -> Router<AgentRequestContext> {
     let router = Router(context: AgentRequestContext.self)
+    // Outermost, so it sees the status the client gets (after errors became JSON answers).
+    if let httpMetrics { router.add(middleware: HTTPMetricsMiddleware(factory: httpMetrics)) }
     router.add(middleware: ResponseMiddleware(node: settings.nodeName, feed: store.feed))
     // Request logging costs on every request; only pay for it when someone will read it.
     if settings.logger.logLevel <= .debug { router.add(middleware: LogRequestsMiddleware(.debug)) }
@@ -26,6 +30,7 @@ public func buildRouter(
     if let registry {
         RegistryController(registry: registry.registry, settings: settings, setDrain: registry.setDrain).addRoutes(to: router)
     }
+    if let alerts { AlertController(backend: alerts, node: settings.nodeName).addRoutes(to: router) }
     if let cluster { ClusterController(cluster: cluster).addRoutes(to: router) }
     if let metrics {
         // Prometheus text exposition (version 0.0.4).

@@ -14,7 +14,7 @@ struct Gossamer: AsyncParsableCommand {
             Exit codes: 0 success, 1 error, 2 usage error.
             """,
         version: gossamerVersion,
-        subcommands: [AgentCommand.self, LBCommand.self, KVCommand.self, ServicesCommand.self, MembersCommand.self, StatusCommand.self, ConsistencyCommand.self, SnapshotCommand.self, LeaveCommand.self, KeyringCommand.self, KeygenCommand.self]
+        subcommands: [AgentCommand.self, LBCommand.self, KVCommand.self, ServicesCommand.self, MembersCommand.self, StatusCommand.self, ConsistencyCommand.self, SnapshotCommand.self, AlertsCommand.self, LeaveCommand.self, KeyringCommand.self, KeygenCommand.self]
     )
 }
 

@@ -331,33 +331,40 @@ enum RegistrationFile {
     ]
 
     static func parse(_ data: Data, path: String) throws -> [String: Any] {
-        let text = String(decoding: data, as: UTF8.self)
-        let lower = path.lowercased()
-        let isYAML = lower.hasSuffix(".yaml") || lower.hasSuffix(".yml")
-        let object: Any
-        if lower.hasSuffix(".json") || (!isYAML && text.drop { $0.isWhitespace }.first == "{") {
-            do {
-                object = try JSONSerialization.jsonObject(with: data)
-            } catch {
-                throw CLIFailure("\(path) is not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error)")
-            }
-        } else {
-            let node: Node?
-            do {
-                node = try Yams.compose(yaml: text)
-            } catch {
-                throw CLIFailure("\(path) is not valid YAML: \(error)")
-            }
-            object = try node.map { try self.json($0, text: false) } ?? NSNull()
-        }
-        guard let registration = object as? [String: Any] else {
+        guard let registration = try StructuredFile.parse(data, path: path, textFields: self.textFields) as? [String: Any] else {
             throw CLIFailure("\(path) must hold one registration: an object with name, id, address, port, …")
         }
         return registration
     }
+}
+
+/// A JSON or YAML file read as JSON values (YAML converted to the same JSON).
+enum StructuredFile {
+    /// Parses `data` (JSON when the path ends `.json` or the text starts with `{` or `[`, YAML otherwise). Scalars under
+    /// a key in `textFields` stay text, whatever YAML would make of them.
+    static func parse(_ data: Data, path: String, textFields: Set<String>) throws -> Any {
+        let text = String(decoding: data, as: UTF8.self)
+        let lower = path.lowercased()
+        let isYAML = lower.hasSuffix(".yaml") || lower.hasSuffix(".yml")
+        let first = text.drop { $0.isWhitespace }.first
+        if lower.hasSuffix(".json") || (!isYAML && (first == "{" || first == "[")) {
+            do {
+                return try JSONSerialization.jsonObject(with: data)
+            } catch {
+                throw CLIFailure("\(path) is not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error)")
+            }
+        }
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw CLIFailure("\(path) is not valid YAML: \(error)")
+        }
+        return try node.map { try self.json($0, text: false, textFields: textFields) } ?? NSNull()
+    }
 
     /// A YAML node as a JSON value; `text`: scalars stay strings (null aside).
-    static func json(_ node: Node, text: Bool) throws -> Any {
+    static func json(_ node: Node, text: Bool, textFields: Set<String>) throws -> Any {
         switch node {
         case .scalar(let scalar):
             switch node.any {
@@ -369,16 +376,16 @@ enum RegistrationFile {
             default: return scalar.string  // text, and timestamps, binary, .inf and .nan as written
             }
         case .sequence(let sequence):
-            return try sequence.map { try self.json($0, text: text) }
+            return try sequence.map { try self.json($0, text: text, textFields: textFields) }
         case .mapping(let mapping):
             var object: [String: Any] = [:]
             for (key, value) in mapping {
-                guard let name = key.string else { throw CLIFailure("a key in the registration is not text (line \((key.mark?.line).map(String.init) ?? "?"))") }
-                object[name] = try self.json(value, text: text || self.textFields.contains(name))
+                guard let name = key.string else { throw CLIFailure("a key in the file is not text (line \((key.mark?.line).map(String.init) ?? "?"))") }
+                object[name] = try self.json(value, text: text || textFields.contains(name), textFields: textFields)
             }
             return object
         case .alias:
-            throw CLIFailure("YAML aliases are not supported in a registration")
+            throw CLIFailure("YAML aliases are not supported")
         }
     }
 }
