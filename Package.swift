@@ -190,6 +190,18 @@ let package = Package(
         ),
 
         .executableTarget(
+            name: "WebhookBench",
+            dependencies: [
+                "Monitor",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/WebhookBench",
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
             name: "RedisBench",
             dependencies: ["RedisCache"],
             path: "Benchmarks/RedisBench",

@@ -12,7 +12,8 @@
 # loopback port with test gauges (debug_metrics), SERIES gauges and RULES rules loaded over HTTP, MEASURE seconds of
 # rounds at INTERVAL (round time from the agent's gossamer_alert_round_seconds, CPU from /proc), then CROSSINGS
 # crossings of a rule with `for: 0` and its own LATENCY_INTERVAL, notifying a webhook receiver in the driver
-# (group_wait 0). Goals (issue: Monitor): a round of 1,000 rules ≤ 50 ms; crossing → webhook ≤ one evaluation
+# (group_wait 0); last, Benchmarks/WebhookBench posts the same webhook message to the same receiver through
+# AsyncHTTPClient and through URLSession (libcurl), the two outbound clients we could use. Goals (issue: Monitor): a round of 1,000 rules ≤ 50 ms; crossing → webhook ≤ one evaluation
 # interval + 100 ms. There is no reference system for this figure. See bench/README.md, section "Alerts".
 set -euo pipefail
 
@@ -40,17 +41,18 @@ int_in CROSSINGS "$CROSSINGS" 1 200
 [[ $INTERVAL =~ ^[0-9]+s$ ]] || die "INTERVAL must be whole seconds such as 15s, not '$INTERVAL'"
 [[ $LATENCY_INTERVAL =~ ^[0-9]+s$ ]] || die "LATENCY_INTERVAL must be whole seconds such as 1s, not '$LATENCY_INTERVAL'"
 
-CMD="$(knobs_set RULES SERIES INTERVAL MEASURE CROSSINGS LATENCY_INTERVAL GOSSAMER_BIN ALERTBENCH_BIN OUT_DIR)bash bench/alerts.sh"
+CMD="$(knobs_set RULES SERIES INTERVAL MEASURE CROSSINGS LATENCY_INTERVAL GOSSAMER_BIN ALERTBENCH_BIN WEBHOOKBENCH_BIN OUT_DIR)bash bench/alerts.sh"
 
 command -v python3 >/dev/null 2>&1 || install_debs python3
 BIN=$(gossamer_bin)
 "$BIN" agent --help 2>&1 | grep -q -- "--config" || die "$BIN has no 'agent --config'"
 ABIN=$(release_bin AlertBench ALERTBENCH_BIN)
+WBIN=$(release_bin WebhookBench WEBHOOKBENCH_BIN)
 
-driver_prepare alertbench '(^|/)(gossamer agent|AlertBench) '
+driver_prepare alertbench '(^|/)(gossamer agent|AlertBench|WebhookBench) '
 GVER=$("$BIN" --version 2>/dev/null | head -1 || true)
 say "RULES=$RULES SERIES=$SERIES INTERVAL=$INTERVAL MEASURE=$MEASURE CROSSINGS=$CROSSINGS; raw output in $OUT_DIR"
-run_driver python3 "$LIB/alertbench.py" --gossamer-bin "$BIN" --alertbench-bin "$ABIN" --rules "$RULES" --series "$SERIES" \
+run_driver python3 "$LIB/alertbench.py" --gossamer-bin "$BIN" --alertbench-bin "$ABIN" --webhookbench-bin "$WBIN" --rules "$RULES" --series "$SERIES" \
   --interval "$INTERVAL" --measure "$MEASURE" --crossings "$CROSSINGS" --latency-interval "$LATENCY_INTERVAL" \
   --out-dir "$OUT_DIR" --pidfile "$PIDFILE" --tmp "$WORK" \
   --meta "command=$CMD" \

@@ -345,8 +345,16 @@ final class Alerting: AlertsBackend, Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {
             let body = try encoder.encode(PublishedAlerts(node: self.node, updatedAt: WallTime.now, alerts: alerts))
-            if let existing = try await self.store.get(AlertKeys.active + self.node), !existing.tombstone, existing.value == body { return }
-            _ = try await self.store.put(AlertKeys.active + self.node, value: body, contentType: "json", origin: WriteOrigin(author: "gossamer-alerts"))
+            let key = AlertKeys.active + self.node
+            let existing = try await self.store.current(key)
+            let live = existing.map { !$0.tombstone } ?? false
+            // An agent without alerts has no record: it deletes its record when its last alert ends.
+            if alerts.isEmpty {
+                if live { _ = try await self.store.delete(key, origin: WriteOrigin(author: "gossamer-alerts")) }
+                return
+            }
+            if let existing, live, existing.value == body { return }
+            _ = try await self.store.put(key, value: body, contentType: "json", origin: WriteOrigin(author: "gossamer-alerts"))
         } catch {
             self.logger.warning("alerts: cannot publish active alerts", metadata: ["alerts.error": "\(error)"])
         }

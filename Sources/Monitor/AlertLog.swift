@@ -68,10 +68,8 @@ public final class AlertLog: Sendable {
 
     /// Saves `state` and appends `transitions`, in one transaction.
     public func save(_ state: AlertState, transitions: [AlertTransition], at now: WallTime) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let stateData = try encoder.encode(state)
-        let rows = try transitions.map { ($0, try encoder.encode($0)) }
+        let stateData = Data(state.jsonBytes())
+        let rows = transitions.map { ($0, Data($0.jsonBytes())) }
         let keep = self.settings.keepTransitions
         try await self.writer.write { db in
             try db.execute(

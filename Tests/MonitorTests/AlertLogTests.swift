@@ -55,3 +55,37 @@ import Testing
         #expect(try await log.loadState() == nil)
     }
 }
+
+@Suite struct AlertJSONTests {
+    /// The hand-written JSON decodes (with the `Codable` conformances) to the very state and transitions it was
+    /// written from, awkward text and non-finite values included.
+    @Test func handWrittenJSON_decodesToTheSameValues() throws {
+        var rule = testRule(
+            name: "odd \"name\"\n", match: ["path": "/a\\b"], labels: ["team": "ops ✓", "ctl": "\u{01}"],
+            annotations: ["summary": "value {{ $value }} on {{ $labels.host }}"])
+        rule.noData = .nodata
+        rule.noDataAfter = 1
+        var aggregate = testRule(name: "sum", aggregate: .sum, threshold: 1, for: .seconds(60))
+        aggregate.keepFiringFor = .seconds(30)
+        let evaluator = AlertEvaluator()
+        var state = AlertState()
+        var transitions: [AlertTransition] = []
+        let rounds: [[Sample]] = [
+            [sample("gossamer_test_value", ["host": "a\"b", "path": "/a\\b"], .infinity), sample("gossamer_test_value", ["host": "c"], 0.95)],
+            [sample("gossamer_test_value", ["host": "a\"b", "path": "/a\\b"], 1.5e-7), sample("gossamer_test_value", ["host": "c"], 12345.678)],
+            [],
+        ]
+        for (index, samples) in rounds.enumerated() {
+            let round = evaluator.evaluate(rules: [rule, aggregate], samples: samples, now: t0 + .seconds(60 * index), state: state)
+            state = round.state
+            transitions += round.transitions
+            let decoded = try JSONDecoder().decode(AlertState.self, from: Data(state.jsonBytes()))
+            #expect(decoded == state)
+        }
+        #expect(transitions.count >= 4)
+        for transition in transitions {
+            let decoded = try JSONDecoder().decode(AlertTransition.self, from: Data(transition.jsonBytes()))
+            #expect(decoded == transition)
+        }
+    }
+}

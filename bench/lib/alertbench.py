@@ -139,6 +139,8 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--gossamer-bin", required=True)
     p.add_argument("--alertbench-bin", required=True)
+    p.add_argument("--webhookbench-bin", default="")
+    p.add_argument("--client-requests", type=int, default=1000)
     p.add_argument("--rules", type=int, default=1000)
     p.add_argument("--series", type=int, default=10000)
     p.add_argument("--interval", default="15s")
@@ -240,6 +242,22 @@ def main() -> int:
         rows.append((f"crossing → webhook p50 (rule interval {args.latency_interval}, for 0, group_wait 0), ms", f"{p50:.0f}", "", ""))
         rows.append((f"crossing → webhook p99, ms", f"{p99:.0f}", f"≤ {goal:.0f}", "MET" if p99 <= goal else "NOT MET"))
         rows.append(("crossing → webhook max, ms", f"{latencies[-1]:.0f}", "", ""))
+        # 4. The outbound HTTP client: AsyncHTTPClient (what WebhookSender uses) against URLSession (libcurl).
+        if args.webhookbench_bin:
+            agent.stop()
+            log(f"HTTP clients: {args.client_requests} webhook POSTs each, 3 rounds (Benchmarks/WebhookBench)")
+            clients = subprocess.run([args.webhookbench_bin, "--url", f"http://127.0.0.1:{receiver.server_port}/hook",
+                                      "--requests", str(args.client_requests), "--rounds", "3"],
+                                     capture_output=True, text=True, timeout=600)
+            with open(os.path.join(args.out_dir, "webhookbench.txt"), "w") as f:
+                f.write(clients.stdout + clients.stderr)
+            got = dict(re.findall(r"(\w+)=([0-9.]+)", next((l for l in clients.stdout.splitlines() if l.startswith("RESULT")), "")))
+            if got:
+                for key, name in (("ahc", "AsyncHTTPClient"), ("urlsession", "URLSession (libcurl)")):
+                    rows.append((f"webhook POST via {name}: p50 / p99 ms, CPU µs per request, errors",
+                                 f"{got[key + '_p50_ms']} / {got[key + '_p99_ms']}, {got[key + '_cpu_us']}, {got[key + '_errors']}", "", ""))
+            else:
+                rows.append(("webhook clients", "no RESULT line", "", "see webhookbench.txt"))
     finally:
         agent.stop()
         receiver.shutdown()
