@@ -161,6 +161,7 @@ let package = Package(
             dependencies: [
                 "Agent", "Client", "ConfigCenter", "Gossip", "Monitor", "Registry", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],

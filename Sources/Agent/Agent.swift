@@ -38,6 +38,9 @@ public final class AgentRuntime: Sendable {
     private let metrics: AgentMetrics
     /// Alert rules, evaluation and notifications.
     let alerting: Alerting
+    /// The registry every metric of this agent lives in (`/metrics`, alert rules); the `gossamer agent` command
+    /// bootstraps swift-metrics with it.
+    public var metricsRegistry: MetricsRegistry { self.metrics.registry }
 
     /// Opens the store and prepares the services. `onReady` gets the HTTP (and gossip) address once they listen.
     public init(settings: AgentSettings, logger: Logger, onReady: @escaping @Sendable (_ http: String, _ gossip: String?) async -> Void = { _, _ in }) throws {

@@ -13,7 +13,8 @@ import Synchronization
 /// - HTTP requests by route and status, counted as they are answered (``HTTPMetricsMiddleware`` in Server);
 /// - test gauges set through the debug route when the agent allows it.
 ///
-/// The registry is used as an explicit factory, so nothing here depends on a process-wide `MetricsSystem.bootstrap`.
+/// The registry is used as an explicit factory, so nothing here depends on a process-wide `MetricsSystem.bootstrap`
+/// (the `gossamer agent` command also bootstraps swift-metrics with it, for code using the global facade).
 final class AgentMetrics: Sendable {
     /// What the sampled gauges read.
     struct Sources: Sendable {
@@ -43,6 +44,10 @@ final class AgentMetrics: Sendable {
             ("gossamer_gossip_suspicions_total", "Suspicions this agent raised."),
             ("gossamer_gossip_refutations_total", "Suspicions of this agent it refuted."),
             ("gossamer_consistency_divergent_peers", "Peers whose data differed from this agent's for longer than the divergence bound."),
+            ("gossamer_replication_lag_seconds", "Per peer: how far its acknowledgements trail this agent's newest write (0: caught up)."),
+            ("gossamer_replication_unacked_writes", "Per peer: this agent's writes the peer has not acknowledged yet."),
+            ("gossamer_kv_conflicts_total", "Concurrent writes that lost last-writer-wins (kept in history, see GET /v1/conflicts)."),
+            ("gossamer_consistency_repairs_total", "Versions anti-entropy copied to repair divergence."),
             ("gossamer_registry_instances", "Registered service instances by service and health status."),
             ("gossamer_registry_checks_running", "Instances whose health checks this agent runs."),
             ("gossamer_redis_cache_up", "1 when the registry's Redis cache is reachable, 0 when degraded (absent without --redis)."),
@@ -86,7 +91,16 @@ final class AgentMetrics: Sendable {
             self.setTotal("gossamer_gossip_suspicions_total", [], Double(snapshot.metrics.suspicionsRaised))
             self.setTotal("gossamer_gossip_refutations_total", [], Double(snapshot.metrics.suspicionsRefuted))
         }
-        if let replicator = sources.replicator { put("gossamer_consistency_divergent_peers", Double(replicator.divergentPeers().count)) }
+        if let replicator = sources.replicator {
+            let status = await replicator.status()
+            put("gossamer_consistency_divergent_peers", Double(status.divergentPeers.count))
+            for peer in status.peers {
+                put("gossamer_replication_lag_seconds", Double(peer.behindMillis) / 1000, labels: [("peer", peer.peer)])
+                put("gossamer_replication_unacked_writes", Double(peer.unacked), labels: [("peer", peer.peer)])
+            }
+            self.setTotal("gossamer_kv_conflicts_total", [], Double(status.conflicts))
+            self.setTotal("gossamer_consistency_repairs_total", [], Double(status.repairs))
+        }
         for service in sources.registry.services() {
             let views = sources.registry.views(service.name)
             for status in HealthStatus.allCases {

@@ -4,6 +4,7 @@ import Foundation
 import Gossip
 import Hummingbird
 import Logging
+import Metrics
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -96,6 +97,9 @@ struct AgentCommand: AsyncParsableCommand {
             let cluster = gossip.map { " gossip \($0)" } ?? ""
             Output.line("gossamer agent \(settings.nodeName) listening on \(address)\(cluster) (data: \(settings.dataDir))")
         }
+        // Anything emitting through the swift-metrics facade (libraries included) lands in the agent's registry,
+        // so /metrics and the alert rules see it.
+        MetricsSystem.bootstrap(runtime.metricsRegistry)
         do {
             try await runtime.run()
         } catch let error as GossipError {
