@@ -174,6 +174,41 @@ final class Alerting: AlertsBackend, Sendable {
         return true
     }
 
+    func ruleHistory(named name: String, limit: Int) async throws -> [AlertRuleVersion] {
+        let versions: [KVVersion]
+        do {
+            versions = try await self.store.history(AlertKeys.rules + name, limit: limit)
+        } catch let error as ConfigStoreError where error.code == .notFound {
+            return []
+        }
+        return versions.map { version in
+            AlertRuleVersion(
+                version: version.version, deleted: version.tombstone, author: version.author,
+                updatedAt: Timestamps.iso8601(millis: version.appliedAt),
+                rule: version.tombstone ? nil : try? JSONDecoder().decode(AlertRule.self, from: version.value))
+        }
+    }
+
+    func ruleDiff(named name: String, from: Int, to: Int) async throws -> String {
+        try await self.store.diff(AlertKeys.rules + name, from: from, to: to)
+    }
+
+    func rollbackRule(named name: String, to version: Int, origin: WriteOrigin) async throws -> AlertRuleEntry? {
+        let old = try await self.store.get(AlertKeys.rules + name, version: version)
+        if old.tombstone {
+            _ = try await self.deleteRule(named: name, origin: origin)
+            return nil
+        }
+        let rule: AlertRule
+        do {
+            rule = try JSONDecoder().decode(AlertRule.self, from: old.value)
+        } catch let error as RuleDecodingError {
+            throw error.errors.first ?? RuleError(field: "body", "the stored rule does not decode")
+        }
+        if let problem = rule.validate(knownMetrics: []).errors.first { throw problem }
+        return try await self.putRule(rule, origin: origin)
+    }
+
     func knownMetrics() async -> Set<String> {
         Set(await self.sample().map(\.name))
     }

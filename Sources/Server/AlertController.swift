@@ -19,6 +19,7 @@ struct AlertController: Sendable {
         router.get("/v1/alerts/rules/:name", use: self.getRule)
         router.put("/v1/alerts/rules/:name", use: self.putRule)
         router.delete("/v1/alerts/rules/:name", use: self.deleteRule)
+        router.post("/v1/alerts/rules/:name", use: self.rollbackRule)
         router.get("/v1/alerts/silences", use: self.listSilences)
         router.post("/v1/alerts/silences", use: self.addSilence)
         router.delete("/v1/alerts/silences/:id", use: self.expireSilence)
@@ -62,8 +63,23 @@ struct AlertController: Sendable {
     }
 
     @Sendable func getRule(request: Request, context: AgentRequestContext) async throws -> Response {
-        _ = try QueryFlags(request, allowed: [], endpoint: "GET /v1/alerts/rules/<name>")
+        let flags = try QueryFlags(request, allowed: ["history", "limit", "diff"], endpoint: "GET /v1/alerts/rules/<name>")
+        try flags.exclusive(["history", "diff"])
         let name = try context.parameters.require("name")
+        if flags.has("history") {
+            let versions = try await self.backend.ruleHistory(named: name, limit: try flags.int("limit", min: 1, max: 1000) ?? 100)
+            guard !versions.isEmpty else {
+                throw APIError(.notFound, code: "not_found", "rule '\(name)' has no stored versions (default rules have none until changed)")
+            }
+            return try JSONBody.response(["versions": versions])
+        }
+        if let diff = flags["diff"] {
+            let parts = diff.split(separator: ",")
+            guard parts.count == 2, let from = Int(parts[0]), let to = Int(parts[1]) else {
+                throw APIError.badRequest("diff takes two versions as 'A,B' (e.g. ?diff=1,3), not '\(diff)'")
+            }
+            return JSONBody.text(try await self.backend.ruleDiff(named: name, from: from, to: to))
+        }
         guard let entry = try await self.backend.rule(named: name) else {
             throw APIError(.notFound, code: "not_found", "no alert rule named '\(name)'; list them with GET /v1/alerts/rules")
         }
@@ -111,6 +127,23 @@ struct AlertController: Sendable {
             throw APIError(.notFound, code: "not_found", "no alert rule named '\(name)'; list them with GET /v1/alerts/rules")
         }
         return try JSONBody.response(["deleted": name])
+    }
+
+    /// `POST /v1/alerts/rules/<name>?rollback=<version>`: the rule as it was at that version, as a new version.
+    @Sendable func rollbackRule(request: Request, context: AgentRequestContext) async throws -> Response {
+        let flags = try QueryFlags(request, allowed: ["rollback"], endpoint: "POST /v1/alerts/rules/<name>")
+        let name = try context.parameters.require("name")
+        guard let version = try flags.int("rollback", min: 1) else {
+            throw APIError.badRequest("POST /v1/alerts/rules/<name> takes ?rollback=<version> (see ?history)")
+        }
+        let entry: AlertRuleEntry?
+        do {
+            entry = try await self.backend.rollbackRule(named: name, to: version, origin: KVController.origin(request, context))
+        } catch let error as RuleError {
+            throw APIError(.conflict, code: "bad_rule", "version \(version) of '\(name)' is not a valid rule any more: \(error.message)", details: ["field": .string(error.field)])
+        }
+        guard let entry else { return try JSONBody.response(["deleted": name, "rolled_back_to": "\(version)"]) }
+        return try JSONBody.response(entry)
     }
 
     /// A rule from a JSON or YAML body (YAML when the content type says so, or when the body is not a JSON object).

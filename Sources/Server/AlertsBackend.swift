@@ -14,6 +14,13 @@ public protocol AlertsBackend: Sendable {
     func putRule(_ rule: AlertRule, origin: WriteOrigin) async throws -> AlertRuleEntry
     /// Deletes the rule named `name` (a default rule is disabled); `false` when there is no such rule.
     func deleteRule(named name: String, origin: WriteOrigin) async throws -> Bool
+    /// The versions of a stored rule's record, newest first (deletes included); empty when it never existed.
+    func ruleHistory(named name: String, limit: Int) async throws -> [AlertRuleVersion]
+    /// A unified diff of two versions of a stored rule's record.
+    func ruleDiff(named name: String, from: Int, to: Int) async throws -> String
+    /// Puts back the rule as it was at `version` (a new version with that content; a delete if that version was
+    /// one). Throws `RuleError` when that version no longer makes a valid rule.
+    func rollbackRule(named name: String, to version: Int, origin: WriteOrigin) async throws -> AlertRuleEntry?
     /// Metric names this agent exports now, for the unknown-metric warning.
     func knownMetrics() async -> Set<String>
     /// Pending and firing alerts of every agent, as each last published them.
@@ -70,5 +77,24 @@ public struct ActiveAlert: Sendable, Hashable, Encodable {
         try container.encode(self.node, forKey: .node)
         try container.encode(self.nodeAlive, forKey: .node_alive)
         try container.encode(self.alert, forKey: .alert)
+    }
+}
+
+/// One version of a stored rule's record, as `?history` lists it.
+public struct AlertRuleVersion: Sendable, Encodable {
+    public var version: Int
+    public var deleted: Bool
+    public var author: String?
+    /// When this agent applied it, ISO 8601.
+    public var updated_at: String
+    /// The rule at that version (`nil` for a delete, or a record that no longer decodes).
+    public var rule: AlertRule?
+
+    public init(version: Int, deleted: Bool, author: String?, updatedAt: String, rule: AlertRule?) {
+        self.version = version
+        self.deleted = deleted
+        self.author = author
+        self.updated_at = updatedAt
+        self.rule = rule
     }
 }

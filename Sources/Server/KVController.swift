@@ -226,7 +226,7 @@ struct KVController: Sendable {
         if key.hasPrefix(reserved) || (prefix && !key.isEmpty && reserved.hasPrefix(key)) {
             throw APIError(
                 .forbidden, code: "reserved_key",
-                "keys under '\(reserved)' are managed by the service registry; use /v1/services (docs/api.md)")
+                "keys under '\(reserved)' are managed by Gossamer: the service registry (/v1/services) and alerting (/v1/alerts); read them here, change them there (docs/api.md)")
         }
     }
 

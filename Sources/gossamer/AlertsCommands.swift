@@ -19,6 +19,8 @@ struct AlertsCommand: AsyncParsableCommand {
               gossamer alerts rules apply rules.yaml
               gossamer alerts rules show disk-full
               gossamer alerts rules delete disk-full
+              gossamer alerts rules history disk-full
+              gossamer alerts rules rollback disk-full 1
               gossamer alerts silence add --match alertname=disk-full --duration 2h --comment "resizing the volume"
               gossamer alerts silence list
               gossamer alerts silence expire 3f2a…
@@ -131,7 +133,10 @@ struct AlertsHistory: AsyncParsableCommand {
 struct AlertsRules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules", abstract: "List, show, apply and delete alert rules.",
-        subcommands: [AlertsRulesList.self, AlertsRulesShow.self, AlertsRulesApply.self, AlertsRulesDelete.self],
+        subcommands: [
+            AlertsRulesList.self, AlertsRulesShow.self, AlertsRulesApply.self, AlertsRulesDelete.self, AlertsRulesHistory.self,
+            AlertsRulesRollback.self,
+        ],
         defaultSubcommand: AlertsRulesList.self
     )
 }
@@ -313,6 +318,65 @@ struct AlertsRulesDelete: AsyncParsableCommand {
         let reply = try await self.options.client.send(.DELETE, "/v1/alerts/rules/" + GossamerClient.escape(self.name)).check()
         if self.options.json { return Output.json(reply.body) }
         print("deleted rule \(self.name)")
+    }
+}
+
+struct AlertsRulesHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history", abstract: "List the stored versions of a rule, newest first.",
+        discussion: """
+            Rules are config records, so every change is a version. Compare two with `--diff A,B`; put an old one \
+            back with `alerts rules rollback`.
+            Example:
+              gossamer alerts rules history disk-full
+              gossamer alerts rules history disk-full --diff 1,2
+            """)
+
+    @Argument(help: "The rule name.") var name: String
+    @Option(help: ArgumentHelp("Print a unified diff of two versions instead.", valueName: "A,B")) var diff: String?
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let path = "/v1/alerts/rules/" + GossamerClient.escape(self.name)
+        if let diff = self.diff {
+            let reply = try await self.options.client.send(.GET, path, query: [("diff", diff)]).check()
+            return Output.write(reply.body)
+        }
+        let reply = try await self.options.client.send(.GET, path, query: [("history", nil)]).check()
+        if self.options.json { return Output.json(reply.body) }
+        let versions = (Output.object(reply.body)["versions"] as? [[String: Any]]) ?? []
+        let rows = versions.map { version -> [String] in
+            let rule = (version["rule"] as? [String: Any]) ?? [:]
+            let condition = version["deleted"] as? Bool == true
+                ? "(deleted)" : "\(Output.string(rule["metric"])) \(Output.string(rule["op"])) \(valueText(rule["threshold"]))"
+            return [Output.string(version["version"]), Output.string(version["updated_at"]), Output.string(version["author"]), condition]
+        }
+        Output.table(["VERSION", "UPDATED", "AUTHOR", "CONDITION"], rows)
+    }
+}
+
+struct AlertsRulesRollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback", abstract: "Put a rule back as it was at an earlier version (a new version).",
+        discussion: """
+            Example:
+              gossamer alerts rules rollback disk-full 1
+            """)
+
+    @Argument(help: "The rule name.") var name: String
+    @Argument(help: "The version to go back to (see `alerts rules history`).") var version: Int
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let reply = try await self.options.client.send(
+            .POST, "/v1/alerts/rules/" + GossamerClient.escape(self.name), query: [("rollback", String(self.version))]).check()
+        if self.options.json { return Output.json(reply.body) }
+        let answer = Output.object(reply.body)
+        if answer["deleted"] != nil {
+            print("rule \(self.name) deleted again (version \(self.version) was a delete)")
+        } else {
+            print("rule \(self.name) is back to version \(self.version), now version \(Output.string(answer["version"]))")
+        }
     }
 }
 

@@ -248,6 +248,20 @@ final class WebhookReceiver: @unchecked Sendable {
         #expect(try await agent.client.send(.GET, "/v1/alerts/rules/Rate").status == 404)
         r = try await runCLI(["alerts", "list", "--addr", agent.address])
         #expect(r.status == 0, "\(r)")
+
+        // Rules version and roll back like any key.
+        _ = try await self.putRule(agent, #"{"name": "vers", "metric": "gossamer_debug_value", "op": ">", "threshold": 1}"#, name: "vers")
+        _ = try await self.putRule(agent, #"{"name": "vers", "metric": "gossamer_debug_value", "op": ">", "threshold": 2}"#, name: "vers")
+        let history = try await agent.client.send(.GET, "/v1/alerts/rules/vers", query: [("history", nil)])
+        #expect(((history.json["versions"] as? [[String: Any]]) ?? []).map { $0["version"] as? Int } == [2, 1], "\(history.json)")
+        r = try await runCLI(["alerts", "rules", "rollback", "vers", "1", "--addr", agent.address])
+        #expect(r.status == 0 && r.stdout.contains("now version 3"), "\(r)")
+        let rolled = try await agent.client.send(.GET, "/v1/alerts/rules/vers")
+        #expect((rolled.json["rule"] as? [String: Any])?["threshold"] as? Double == 1 && rolled.json["version"] as? Int == 3, "\(rolled.json)")
+        r = try await runCLI(["alerts", "rules", "history", "vers", "--diff", "2,3", "--addr", agent.address])
+        #expect(r.status == 0 && r.stdout.contains("-") && r.stdout.contains("threshold"), "\(r)")
+        let direct = try await agent.client.send(.PUT, "/v1/kv/_gossamer/alerts/rules/vers", body: Data("{}".utf8))
+        #expect(direct.status == 403, "the KV API does not write alert records")
         #expect(await agent.terminate() == 0)
     }
 
