@@ -262,6 +262,21 @@ final class WebhookReceiver: @unchecked Sendable {
         #expect(r.status == 0 && r.stdout.contains("-") && r.stdout.contains("threshold"), "\(r)")
         let direct = try await agent.client.send(.PUT, "/v1/kv/_gossamer/alerts/rules/vers", body: Data("{}".utf8))
         #expect(direct.status == 403, "the KV API does not write alert records")
+
+        // Silences from the CLI: add, list, expire; a bad matcher is a usage error.
+        r = try await runCLI(["alerts", "silence", "add", "--match", "alertname=vers", "--match", "zone=~eu-.*", "--duration", "30m", "--comment", "maint", "--addr", agent.address])
+        #expect(r.status == 0 && r.stdout.hasPrefix("silence "), "\(r)")
+        let silenceID = String(r.stdout.dropFirst("silence ".count).prefix { $0 != " " })
+        r = try await runCLI(["alerts", "silence", "list", "--addr", agent.address])
+        #expect(r.status == 0 && r.stdout.contains(silenceID) && r.stdout.contains("zone=~eu-.*") && r.stdout.contains("maint"), "\(r)")
+        r = try await runCLI(["alerts", "silence", "expire", silenceID, "--addr", agent.address])
+        #expect(r.status == 0, "\(r)")
+        r = try await runCLI(["alerts", "silence", "list", "--addr", agent.address])
+        #expect(r.status == 0 && r.stdout.contains("No active silences"), "\(r)")
+        r = try await runCLI(["alerts", "silence", "add", "--match", "novalue", "--addr", agent.address])
+        #expect(r.status == 2, "\(r)")
+        r = try await runCLI(["alerts", "silence", "add", "--match", "zone=~(", "--addr", agent.address])
+        #expect(r.status == 1 && r.stderr.contains("zone"), "a bad regex is refused naming the matcher: \(r)")
         #expect(await agent.terminate() == 0)
     }
 

@@ -161,7 +161,7 @@ public struct Silence: Codable, Hashable, Sendable {
                     errors.append(
                         SilenceError(
                             field: "\(field).value",
-                            "\(field).value is not a valid regular expression: '\(matcher.value)' (\(error))"))
+                            "\(field).value (label \(matcher.name)) is not a valid regular expression: '\(matcher.value)' (\(error))"))
                     continue
                 }
             }
