@@ -170,6 +170,34 @@ final class WebhookReceiver: @unchecked Sendable {
         #expect(await agent.terminate() == 0)
     }
 
+    /// A rule put on one agent replicates; each agent evaluates it on its own metrics; an alert raised by one agent
+    /// is listed by every agent, and marked when its agent is gone.
+    @Test func test_ruleReplicates_eachAgentEvaluates_alertsVisibleFromAnyAgent() async throws {
+        let cluster = ReplicationProcessTests()
+        let agents = try await cluster.startCluster(
+            2, prefix: "ca", extraConfig: "debug_metrics = true\n[alerts]\ninterval = \"1s\"\ndefault_rules = false")
+        let (a, b) = (agents[0], agents[1])
+        let put = try await self.putRule(a, #"{"name": "hot", "metric": "gossamer_debug_value", "op": ">", "threshold": 10}"#, name: "hot")
+        #expect(put.status == 200, "\(put.errorMessage)")
+        _ = try await self.registry.waitFor("the rule on b") { try await b.client.send(.GET, "/v1/alerts/rules/hot").status == 200 }
+        try await self.setGauge(a, 1)
+        try await self.setGauge(b, 50)
+        let seen = try await self.registry.waitFor("b's alert listed by a") {
+            let reply = try await a.client.send(.GET, "/v1/alerts")
+            let alerts = (reply.json["alerts"] as? [[String: Any]]) ?? []
+            return alerts.contains { $0["node"] as? String == b.node && ($0["alert"] as? [String: Any])?["status"] as? String == "firing" }
+        }
+        let fromA = ((try await a.client.send(.GET, "/v1/alerts")).json["alerts"] as? [[String: Any]]) ?? []
+        #expect(fromA.count == 1 && fromA.first?["node_alive"] as? Bool == true, "only b's metric is over the threshold: \(fromA)")
+        #expect(seen < .seconds(10))
+        b.kill9()
+        _ = try await self.registry.waitFor("b marked down in a's list", timeout: .seconds(30)) {
+            let alerts = ((try await a.client.send(.GET, "/v1/alerts")).json["alerts"] as? [[String: Any]]) ?? []
+            return alerts.first?["node_alive"] as? Bool == false
+        }
+        #expect(await a.terminate() == 0)
+    }
+
     /// A pending alert (for 4s) keeps its start across `kill -9`: after the restart it fires 4 s after it first went
     /// pending, not 4 s after the restart.
     @Test func test_pendingTimerSurvivesKill9() async throws {
