@@ -40,6 +40,11 @@ let package = Package(
 
         // MARK: - Domain modules
         .target(
+            name: "Common",
+            path: "Sources/Common",
+            swiftSettings: strict
+        ),
+        .target(
             name: "GossipCore",
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -58,6 +63,7 @@ let package = Package(
         .target(
             name: "ConfigCenter",
             dependencies: [
+                "Common",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -106,6 +112,7 @@ let package = Package(
         .target(
             name: "Monitor",
             dependencies: [
+                "Common",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -270,6 +277,7 @@ let package = Package(
             dependencies: ["Registry", "ConfigCenter", "RedisCache", "TestSupport"],
             swiftSettings: strict
         ),
+        .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: strict),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor", "TestSupport", .product(name: "Metrics", package: "swift-metrics")], swiftSettings: strict),
         .testTarget(
             name: "ProcessTests",

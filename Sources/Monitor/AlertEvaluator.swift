@@ -1,3 +1,5 @@
+import Common
+
 // MARK: - Alert evaluator
 
 /// The alert rule engine as a pure function: rules, samples and `now` in; the next state and the status transitions

@@ -1,3 +1,5 @@
+import Common
+
 // MARK: - JSON form
 
 extension AlertRule: Codable {
@@ -51,9 +53,9 @@ extension AlertRule: Codable {
         try container.encode(self.op.rawValue, forKey: AnyKey("op"))
         try container.encode(self.threshold, forKey: AnyKey("threshold"))
         try container.encodeIfPresent(self.recover, forKey: AnyKey("recover"))
-        try container.encode(RuleDuration.format(self.forDuration), forKey: AnyKey("for"))
-        try container.encode(RuleDuration.format(self.keepFiringFor), forKey: AnyKey("keep_firing_for"))
-        try container.encodeIfPresent(self.interval.map(RuleDuration.format), forKey: AnyKey("interval"))
+        try container.encode(DurationText.format(self.forDuration), forKey: AnyKey("for"))
+        try container.encode(DurationText.format(self.keepFiringFor), forKey: AnyKey("keep_firing_for"))
+        try container.encodeIfPresent(self.interval.map(DurationText.format), forKey: AnyKey("interval"))
         try container.encode(self.noData.rawValue, forKey: AnyKey("no_data"))
         try container.encodeIfPresent(self.noDataAfter, forKey: AnyKey("no_data_after"))
         try container.encode(self.severity.rawValue, forKey: AnyKey("severity"))
@@ -150,7 +152,7 @@ private struct FieldReader {
     mutating func duration(_ field: String) -> Duration? {
         let expected = "a duration such as 30s, 5m or 1h30m"
         guard let text = self.optional(field, String.self, expected) else { return nil }
-        guard let duration = RuleDuration.parse(text) else {
+        guard let duration = DurationText.parse(text) else {
             self.errors.append(RuleError(field: field, "\(field) must be \(expected), not '\(text)'"))
             return nil
         }

@@ -1,3 +1,5 @@
+import Common
+
 // MARK: - Validation
 
 /// A problem with one field of a rule that makes the rule unusable.
@@ -93,8 +95,8 @@ extension AlertRule {
             fail("keep_firing_for", "keep_firing_for must not be negative")
         }
         if let interval = self.interval, interval < Self.minimumInterval {
-            let minimum = RuleDuration.format(Self.minimumInterval)
-            fail("interval", "interval must be at least \(minimum), not \(RuleDuration.format(interval))")
+            let minimum = DurationText.format(Self.minimumInterval)
+            fail("interval", "interval must be at least \(minimum), not \(DurationText.format(interval))")
         }
         if let noDataAfter = self.noDataAfter {
             if self.noData != .nodata {

@@ -1,3 +1,5 @@
+import Common
+
 // MARK: - Prometheus rules files
 
 /// A Prometheus alerting rules file (`groups: [{name, interval, rules: [{alert, expr, for, keep_firing_for, labels,
@@ -78,7 +80,7 @@ public struct PrometheusRuleFile: Decodable, Sendable {
         }
         func duration(_ text: String?, _ key: String) throws(RuleError) -> Duration? {
             guard let text else { return nil }
-            guard let value = RuleDuration.parse(text) else {
+            guard let value = DurationText.parse(text) else {
                 throw RuleError(field: "\(field).\(key)", "alert \(name): \(key) must be a duration such as 5m, not '\(text)'")
             }
             return value

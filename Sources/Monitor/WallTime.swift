@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 
+import Common
+
 // MARK: - Wall time
 
 /// A point in wall-clock time: milliseconds since the Unix epoch (1970-01-01T00:00:00Z).
@@ -60,13 +62,5 @@ public struct WallTime: Hashable, Comparable, Sendable, Codable, CustomStringCon
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(self.millisecondsSinceEpoch)
-    }
-}
-
-extension Duration {
-    /// The duration in whole milliseconds, truncated toward zero.
-    var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        return seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
     }
 }

@@ -214,18 +214,6 @@ func errorCode(_ buffer: ByteBuffer) -> String? {
     }
 }
 
-@Suite struct DurationTextTests {
-    @Test(arguments: [("30s", 30_000), ("250ms", 250), ("5m", 300_000), ("1m30s", 90_000), ("2h", 7_200_000), ("7d", 604_800_000), ("1.5", 1500)])
-    func test_parse_good(_ text: String, _ millis: Int64) {
-        #expect(DurationText.parse(text) == .milliseconds(millis))
-    }
-
-    @Test(arguments: ["", "s", "5x", "-1s", "1s2", "abc"])
-    func test_parse_bad(_ text: String) {
-        #expect(DurationText.parse(text) == nil)
-    }
-}
-
 @Suite struct TimestampTests {
     @Test(arguments: [
         (Int64(0), "1970-01-01T00:00:00.000Z"), (Int64(1_795_292_219_214), "2026-11-21T20:16:59.214Z"),

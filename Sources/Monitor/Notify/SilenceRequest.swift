@@ -1,4 +1,5 @@
 #if canImport(FoundationEssentials)
+import Common
 import FoundationEssentials
 #else
 import Foundation
@@ -132,7 +133,7 @@ extension SilenceRequest: Decodable {
         case (.some, .some):
             throw SilenceError(field: "ends_at", "give either duration or ends_at, not both")
         case (.some(let text), nil):
-            guard let duration = RuleDuration.parse(text) else {
+            guard let duration = DurationText.parse(text) else {
                 throw SilenceError(field: "duration", "duration must be a duration such as 30m or 2h, not '\(text)'")
             }
             guard duration > .zero else {

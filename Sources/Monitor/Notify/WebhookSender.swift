@@ -1,3 +1,4 @@
+import Common
 import AsyncHTTPClient
 import Logging
 import NIOCore

@@ -1,14 +1,15 @@
 // MARK: - Duration text
 
-/// Durations as rules write them: `250ms`, `30s`, `5m`, `1h`, `1d`, compounds such as `1h30m` or `1m30.5s`, and a bare
-/// number as seconds. The same grammar as ConfigCenter's `DurationText`, which Monitor may not import (it is a pure
-/// module); the two can merge once the parser moves to a lower module.
-enum RuleDuration {
-    /// The longest duration accepted: about 30 years. Longer ones are typos, and they would overflow `WallTime`.
-    static let maximumMilliseconds: Double = 1e12
+/// Durations as people write them in flags, config files, query parameters and alert rules: `250ms`, `30s`, `5m`,
+/// `1h`, `1d`, compounds such as `1h30m` or `1m30.5s`, and a bare number as seconds. One grammar for the whole
+/// product, in the one module every other may import.
+public enum DurationText {
+    /// The longest duration accepted: about 30 years. Longer ones are typos, and they would overflow wall-clock
+    /// arithmetic in milliseconds.
+    public static let maximumMilliseconds: Double = 1e12
 
-    /// The duration `text` denotes, whole milliseconds; `nil` when malformed, negative or absurdly long.
-    static func parse(_ text: String) -> Duration? {
+    /// The duration `text` denotes, in whole milliseconds (rounded); `nil` when malformed, negative or absurdly long.
+    public static func parse(_ text: String) -> Duration? {
         if let seconds = Double(text) {
             return self.milliseconds(seconds * 1000)
         }
@@ -40,7 +41,7 @@ enum RuleDuration {
     }
 
     /// `duration` as compact text that ``parse(_:)`` reads back: `0s`, `250ms`, `5m`, `1h30m`, `1d2h`, `1s500ms`.
-    static func format(_ duration: Duration) -> String {
+    public static func format(_ duration: Duration) -> String {
         let milliseconds = duration.wholeMilliseconds
         guard milliseconds != 0 else { return "0s" }
         var remaining = milliseconds.magnitude
@@ -67,5 +68,13 @@ enum RuleDuration {
     private static func milliseconds(_ value: Double) -> Duration? {
         guard value.isFinite, value >= 0, value <= self.maximumMilliseconds else { return nil }
         return .milliseconds(Int64(value.rounded()))
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds, truncated toward zero.
+    public var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        return seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
     }
 }
