@@ -290,13 +290,13 @@ for round in 0...options.rounds {
     let (next, transitions) = evaluator.evaluate(rules: rules, samples: samples, now: now, state: state)
     let t2 = clock.now
     // As the agent saves it (AlertLog): the state's hand-written JSON, plus each transition's.
-    var data = next.jsonBytes()
-    for transition in transitions { data += transition.jsonBytes() }
+    var data = next.jsonText()
+    for transition in transitions { data += transition.jsonText() }
     let t3 = clock.now
     let cpuAfter = processCPUTime()
 
     state = next
-    checksum &+= data.count &+ samples.count
+    checksum &+= data.utf8.count &+ samples.count
     guard round > 0 else { continue }
     sampling.append(milliseconds(t0.duration(to: t1)))
     evaluation.append(milliseconds(t1.duration(to: t2)))
@@ -308,7 +308,7 @@ for round in 0...options.rounds {
         moves["\(transition.from.rawValue)→\(transition.to.rawValue)", default: 0] += 1
     }
     sampleCount = samples.count
-    stateBytes = data.count
+    stateBytes = data.utf8.count
 }
 
 guard !totals.isEmpty else { fail("no round was measured") }

@@ -27,12 +27,19 @@ final class AgentMetrics: Sendable {
 
     let registry = MetricsRegistry()
     private let sources: Sources
-    private let gauges = Mutex<[String: Gauge]>([:])
-    private let debugGauges = Mutex<[String: Gauge]>([:])
-    private let system = Mutex<(gauges: [String: Gauge], counters: [String: (counter: FloatingPointCounter, total: Double)])>(([:], [:]))
+    /// Gauges set at each read; series not set by the latest read are removed.
+    private let sampled: GaugeSet
+    /// Gauges set by the debug route.
+    private let debug: GaugeSet
+    /// Gauges kept until the process ends (`/proc`, alerting).
+    private let kept: GaugeSet
+    private let totals = Mutex<[String: (counter: FloatingPointCounter, total: Double)]>([:])
 
     init(sources: Sources) {
         self.sources = sources
+        self.sampled = GaugeSet(self.registry)
+        self.debug = GaugeSet(self.registry)
+        self.kept = GaugeSet(self.registry)
         let help: [(String, String)] = [
             ("gossamer_kv_keys", "Live keys in the store."),
             ("gossamer_kv_versions", "Stored versions (history rows) in the store."),
@@ -73,7 +80,7 @@ final class AgentMetrics: Sendable {
         let sources = self.sources
         var seen: Set<String> = []
         func put(_ name: String, _ value: Double, labels: [(String, String)] = []) {
-            seen.insert(self.set(name, labels, value))
+            seen.insert(self.sampled.set(name, labels, value))
         }
         if let counts = try? await sources.store.counts() {
             put("gossamer_kv_keys", Double(counts.keys))
@@ -110,12 +117,7 @@ final class AgentMetrics: Sendable {
         put("gossamer_registry_checks_running", Double(sources.registry.checksRunning))
         if let cache = sources.cache { put("gossamer_redis_cache_up", cache.status.healthy ? 1 : 0) }
         // Series of services (or states) that are gone are removed, not left at their last value.
-        let stale = self.gauges.withLock { gauges in
-            let gone = gauges.filter { !seen.contains($0.key) }
-            for key in gone.keys { gauges[key] = nil }
-            return Array(gone.values)
-        }
-        for gauge in stale { gauge.destroy() }
+        self.sampled.keepOnly(seen)
     }
 
     /// Records one `/proc` reading: gauges as they are, `…_total` counters advanced to the reading.
@@ -133,52 +135,49 @@ final class AgentMetrics: Sendable {
     /// Sets (or with `nil` removes) a `gossamer_debug_*` gauge.
     func setDebugGauge(name: String, labels: [String: String], value: Double?) {
         let dimensions = labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        let key = Self.key(name, dimensions)
         guard let value else {
-            self.debugGauges.withLock { $0.removeValue(forKey: key) }?.destroy()
+            self.debug.remove(name, dimensions)
             return
         }
-        let gauge = self.debugGauges.withLock { gauges in
-            if let gauge = gauges[key] { return gauge }
-            let gauge = Gauge(label: name, dimensions: dimensions, factory: self.registry)
-            gauges[key] = gauge
-            return gauge
-        }
-        gauge.record(value)
+        self.debug.set(name, dimensions, value)
     }
 
     /// Sets a gauge kept until the process ends (not one of the per-read sampled ones).
     func setGauge(_ name: String, _ dimensions: [(String, String)], _ value: Double) {
-        let key = Self.key(name, dimensions)
-        let gauge = self.system.withLock { system in
-            if let gauge = system.gauges[key] { return gauge }
-            let gauge = Gauge(label: name, dimensions: dimensions, factory: self.registry)
-            system.gauges[key] = gauge
-            return gauge
-        }
-        gauge.record(value)
+        self.kept.set(name, dimensions, value)
     }
 
     /// Advances a counter to `total` (a running total read from elsewhere). A total that went down (the source
     /// restarted) starts the counter's increments from the new value.
     func setTotal(_ name: String, _ dimensions: [(String, String)], _ total: Double) {
-        let key = Self.key(name, dimensions)
-        let (counter, delta) = self.system.withLock { system -> (FloatingPointCounter, Double) in
-            if var entry = system.counters[key] {
+        let key = GaugeSet.key(name, dimensions)
+        let (counter, delta) = self.totals.withLock { totals -> (FloatingPointCounter, Double) in
+            if var entry = totals[key] {
                 let delta = total >= entry.total ? total - entry.total : total
                 entry.total = total
-                system.counters[key] = entry
+                totals[key] = entry
                 return (entry.counter, delta)
             }
             let counter = FloatingPointCounter(label: name, dimensions: dimensions, factory: self.registry)
-            system.counters[key] = (counter, total)
+            totals[key] = (counter, total)
             return (counter, total)
         }
         if delta > 0 { counter.increment(by: delta) }
     }
+}
+
+/// Gauges by series (name and dimensions), each created on first use in the registry.
+final class GaugeSet: Sendable {
+    private let registry: MetricsRegistry
+    private let gauges = Mutex<[String: Gauge]>([:])
+
+    init(_ registry: MetricsRegistry) {
+        self.registry = registry
+    }
 
     /// Sets a gauge, creating it on first use; returns its series key.
-    private func set(_ name: String, _ dimensions: [(String, String)], _ value: Double) -> String {
+    @discardableResult
+    func set(_ name: String, _ dimensions: [(String, String)], _ value: Double) -> String {
         let key = Self.key(name, dimensions)
         let gauge = self.gauges.withLock { gauges in
             if let gauge = gauges[key] { return gauge }
@@ -190,7 +189,22 @@ final class AgentMetrics: Sendable {
         return key
     }
 
-    private static func key(_ name: String, _ dimensions: [(String, String)]) -> String {
+    /// Removes one series.
+    func remove(_ name: String, _ dimensions: [(String, String)]) {
+        self.gauges.withLock { $0.removeValue(forKey: Self.key(name, dimensions)) }?.destroy()
+    }
+
+    /// Removes every series whose key is not in `keys`.
+    func keepOnly(_ keys: Set<String>) {
+        let stale = self.gauges.withLock { gauges in
+            let gone = gauges.filter { !keys.contains($0.key) }
+            for key in gone.keys { gauges[key] = nil }
+            return Array(gone.values)
+        }
+        for gauge in stale { gauge.destroy() }
+    }
+
+    static func key(_ name: String, _ dimensions: [(String, String)]) -> String {
         name + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
     }
 }

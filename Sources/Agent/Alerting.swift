@@ -388,7 +388,6 @@ final class Alerting: AlertsBackend, Sendable {
                 if live { _ = try await self.store.delete(key, origin: WriteOrigin(author: "gossamer-alerts")) }
                 return
             }
-            if let existing, live, existing.value == body { return }
             _ = try await self.store.put(key, value: body, contentType: "json", origin: WriteOrigin(author: "gossamer-alerts"))
         } catch {
             self.logger.warning("alerts: cannot publish active alerts", metadata: ["alerts.error": "\(error)"])
@@ -397,46 +396,36 @@ final class Alerting: AlertsBackend, Sendable {
 
     /// Loads rules, disabled defaults and silences, then follows their changes; reloads after falling behind.
     private func followStore() async {
-        while !Task.isCancelled {
-            let subscription = self.store.feed.subscribe(.prefix(AlertKeys.root))
-            do {
-                var fresh = (stored: [String: AlertRuleEntry](), disabled: Set<String>(), silences: [String: Silence]())
-                for record in try await self.store.list(prefix: AlertKeys.root) where !record.tombstone {
-                    self.apply(record, to: &fresh.stored, &fresh.disabled, &fresh.silences)
-                }
-                self.current.withLock { current in
-                    current.stored = fresh.stored
-                    current.disabled = fresh.disabled
-                    current.silences = fresh.silences
-                    current.loaded = true
-                }
-                self.notifier.updateSilences(Array(fresh.silences.values))
-                _ = self.changes.increment()
-            } catch {
-                self.logger.error("alerts: cannot load rules", metadata: ["alerts.error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-                continue
+        await self.store.follow(prefix: AlertKeys.root, logger: self.logger, what: "alerts") { records in
+            var fresh = (stored: [String: AlertRuleEntry](), disabled: Set<String>(), silences: [String: Silence]())
+            for record in records where !record.tombstone {
+                self.apply(record, to: &fresh.stored, &fresh.disabled, &fresh.silences)
             }
-            for await event in subscription.events {
-                guard case .change(let version) = event, !version.key.hasPrefix(AlertKeys.active) else { continue }
-                self.current.withLock { current in
-                    if !version.tombstone {
-                        self.apply(version, to: &current.stored, &current.disabled, &current.silences)
-                    } else if version.key.hasPrefix(AlertKeys.rules) {
-                        current.stored[String(version.key.dropFirst(AlertKeys.rules.count))] = nil
-                    } else if version.key.hasPrefix(AlertKeys.disabled) {
-                        current.disabled.remove(String(version.key.dropFirst(AlertKeys.disabled.count)))
-                    } else if version.key.hasPrefix(AlertKeys.silences) {
-                        current.silences[String(version.key.dropFirst(AlertKeys.silences.count))] = nil
-                    }
-                }
-                if version.key.hasPrefix(AlertKeys.silences) {
-                    self.notifier.updateSilences(self.current.withLock { Array($0.silences.values) })
-                }
-                _ = self.changes.increment()
+            self.current.withLock { current in
+                current.stored = fresh.stored
+                current.disabled = fresh.disabled
+                current.silences = fresh.silences
+                current.loaded = true
             }
-            guard subscription.lagged else { return }
-            self.logger.warning("alerts: fell behind the change feed; reloading")
+            self.notifier.updateSilences(Array(fresh.silences.values))
+            _ = self.changes.increment()
+        } apply: { version in
+            guard !version.key.hasPrefix(AlertKeys.active) else { return }
+            self.current.withLock { current in
+                if !version.tombstone {
+                    self.apply(version, to: &current.stored, &current.disabled, &current.silences)
+                } else if version.key.hasPrefix(AlertKeys.rules) {
+                    current.stored[String(version.key.dropFirst(AlertKeys.rules.count))] = nil
+                } else if version.key.hasPrefix(AlertKeys.disabled) {
+                    current.disabled.remove(String(version.key.dropFirst(AlertKeys.disabled.count)))
+                } else if version.key.hasPrefix(AlertKeys.silences) {
+                    current.silences[String(version.key.dropFirst(AlertKeys.silences.count))] = nil
+                }
+            }
+            if version.key.hasPrefix(AlertKeys.silences) {
+                self.notifier.updateSilences(self.current.withLock { Array($0.silences.values) })
+            }
+            _ = self.changes.increment()
         }
     }
 

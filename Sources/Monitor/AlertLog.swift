@@ -68,8 +68,8 @@ public final class AlertLog: Sendable {
 
     /// Saves `state` and appends `transitions`, in one transaction.
     public func save(_ state: AlertState, transitions: [AlertTransition], at now: WallTime) async throws {
-        let stateData = Data(state.jsonBytes())
-        let rows = transitions.map { ($0, Data($0.jsonBytes())) }
+        let stateData = Data(state.jsonText().utf8)
+        let rows = transitions.map { ($0, Data($0.jsonText().utf8)) }
         let keep = self.settings.keepTransitions
         try await self.writer.write { db in
             try db.execute(

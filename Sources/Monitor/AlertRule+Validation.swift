@@ -2,39 +2,13 @@ import Common
 
 // MARK: - Validation
 
-/// A problem with one field of a rule that makes the rule unusable.
-public struct RuleError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The JSON field, such as `op`, `match.mount`, `annotations.summary` or `receivers[0].webhook`.
-    public var field: String
-    /// What is wrong and what is accepted, for people; it names the field too.
-    public var message: String
+/// A problem with one field of a rule that makes the rule unusable (`op`, `match.mount`, `annotations.summary`,
+/// `receivers[0].webhook`).
+public typealias RuleError = FieldError
 
-    /// Creates an error about `field`.
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-
-    /// The message.
-    public var description: String { self.message }
-}
-
-/// Something suspicious about a rule that does not stop it from working, such as a metric nobody exports (yet).
-public struct RuleWarning: Hashable, Sendable, CustomStringConvertible {
-    /// The JSON field.
-    public var field: String
-    /// What looks wrong, for people.
-    public var message: String
-
-    /// Creates a warning about `field`.
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-
-    /// The message.
-    public var description: String { self.message }
-}
+/// Something suspicious about one field of a rule that does not stop it from working, such as a metric nobody
+/// exports (yet).
+public typealias RuleWarning = FieldError
 
 /// The outcome of ``AlertRule/validate(knownMetrics:)``.
 public struct RuleValidation: Hashable, Sendable {

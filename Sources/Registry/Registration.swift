@@ -2,18 +2,7 @@ import ConfigCenter
 import Foundation
 
 /// A registration refused: which field is wrong and why. Nothing is stored.
-public struct RegistrationError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The JSON path of the field (`port`, `checks[1].url`, …).
-    public var field: String
-    public var message: String
-
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-
-    public var description: String { self.message }
-}
+public typealias RegistrationError = FieldError
 
 /// The body of `PUT /v1/services/<name>/instances/<id>`, as sent: every field optional so each can be checked and
 /// reported by name. Durations are text (`10s`, `1m30s`) or a number of seconds.

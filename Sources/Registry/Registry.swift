@@ -99,25 +99,15 @@ public final class Registry: Sendable {
 
     /// Loads every registry record, then applies changes as they are committed; reloads after falling behind.
     private func followStore() async {
-        while !Task.isCancelled {
-            let subscription = self.store.feed.subscribe(.prefix(RegistryKeys.root))
-            do {
-                self.catalog.load(try await self.store.list(prefix: RegistryKeys.root))
-            } catch {
-                self.logger.error("registry: cannot load records", metadata: ["registry.error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-                continue
-            }
+        await self.store.follow(prefix: RegistryKeys.root, logger: self.logger, what: "registry") { records in
+            self.catalog.load(records)
             self.loaded.store(true, ordering: .releasing)
             self.runner.sync(self.catalog)
             self.changed(self.catalog.summaries().map(\.name))
-            for await event in subscription.events {
-                guard case .change(let version) = event, let service = self.catalog.apply(version) else { continue }
-                self.runner.sync(self.catalog, service: service)
-                self.changed([service])
-            }
-            guard subscription.lagged else { return }
-            self.logger.warning("registry: fell behind the change feed; reloading")
+        } apply: { version in
+            guard let service = self.catalog.apply(version) else { return }
+            self.runner.sync(self.catalog, service: service)
+            self.changed([service])
         }
     }
 

@@ -98,15 +98,8 @@ struct AlertController: Sendable {
                 details: ["field": .string("name")])
         }
         let validation = rule.validate(knownMetrics: await self.backend.knownMetrics())
-        if let first = validation.errors.first {
-            throw APIError(
-                .badRequest, code: "bad_rule", validation.errors.map(\.message).joined(separator: "; "),
-                details: [
-                    "field": .string(first.field),
-                    "errors": .array(validation.errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) }),
-                ])
-        }
-        let warnings = validation.warnings.map { JSONValue.object(["field": .string($0.field), "message": .string($0.message)]) }
+        guard validation.errors.isEmpty else { throw Self.badRule(validation.errors) }
+        let warnings = validation.warnings.map(Self.json)
         struct Answer: Encodable {
             var rule: AlertRule
             var version: Int?
@@ -160,12 +153,7 @@ struct AlertController: Sendable {
             }
             return try JSONDecoder().decode(AlertRule.self, from: body)
         } catch let error as RuleDecodingError {
-            throw APIError(
-                .badRequest, code: "bad_rule", error.description,
-                details: [
-                    "field": .string(error.errors.first?.field ?? "body"),
-                    "errors": .array(error.errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) }),
-                ])
+            throw Self.badRule(error.errors)
         } catch let error as APIError {
             throw error
         } catch {
@@ -174,6 +162,17 @@ struct AlertController: Sendable {
                 "the rule for '\(name)' is not a \(yaml ? "YAML" : "JSON") object of the rule's shape: \(error)",
                 details: ["field": .string("body")])
         }
+    }
+
+    /// 400 `bad_rule` naming the first bad field in `field` and listing every problem in `errors`.
+    static func badRule(_ errors: [FieldError]) -> APIError {
+        APIError(
+            .badRequest, code: "bad_rule", errors.map(\.message).joined(separator: "; "),
+            details: ["field": .string(errors.first?.field ?? "body"), "errors": .array(errors.map(Self.json))])
+    }
+
+    static func json(_ problem: FieldError) -> JSONValue {
+        .object(["field": .string(problem.field), "message": .string(problem.message)])
     }
 
     // MARK: Silences

@@ -43,15 +43,26 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 /// The counters and timers of ``HTTPMetricsMiddleware``, created once per label set.
 final class HTTPMetricsCache: Sendable {
     private let factory: any MetricsFactory
-    private let counters = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
+    private struct CounterKey: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+
+    private struct TimerKey: Hashable {
+        var method: String
+        var route: String
+    }
+
+    private let counters = Mutex<[CounterKey: Counter]>([:])
+    private let timers = Mutex<[TimerKey: Metrics.Timer]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory
     }
 
     func record(method: String, route: String, status: Int, nanoseconds: UInt64) {
-        let counterKey = "\(method) \(route) \(status)"
+        let counterKey = CounterKey(method: method, route: route, status: status)
         let counter = self.counters.withLock { counters in
             if let counter = counters[counterKey] { return counter }
             let counter = Counter(
@@ -61,7 +72,7 @@ final class HTTPMetricsCache: Sendable {
             return counter
         }
         counter.increment()
-        let timerKey = "\(method) \(route)"
+        let timerKey = TimerKey(method: method, route: route)
         let timer = self.timers.withLock { timers in
             if let timer = timers[timerKey] { return timer }
             let timer = Metrics.Timer(

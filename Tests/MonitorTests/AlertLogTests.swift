@@ -79,12 +79,12 @@ import Testing
             let round = evaluator.evaluate(rules: [rule, aggregate], samples: samples, now: t0 + .seconds(60 * index), state: state)
             state = round.state
             transitions += round.transitions
-            let decoded = try JSONDecoder().decode(AlertState.self, from: Data(state.jsonBytes()))
+            let decoded = try JSONDecoder().decode(AlertState.self, from: Data(state.jsonText().utf8))
             #expect(decoded == state)
         }
         #expect(transitions.count >= 4)
         for transition in transitions {
-            let decoded = try JSONDecoder().decode(AlertTransition.self, from: Data(transition.jsonBytes()))
+            let decoded = try JSONDecoder().decode(AlertTransition.self, from: Data(transition.jsonText().utf8))
             #expect(decoded == transition)
         }
     }

@@ -1,3 +1,5 @@
+import Common
+
 // MARK: - Alertmanager payloads
 
 /// The two JSON shapes notifications leave in, both exactly as the Prometheus ecosystem writes them so existing
@@ -168,37 +170,7 @@ public enum AlertmanagerPayload {
     /// `time` in RFC 3339, UTC, with milliseconds only when non-zero and without trailing zeros:
     /// `2023-11-14T22:13:20Z`, `2023-11-14T22:13:20.5Z`, `2023-11-14T22:13:20.123Z`.
     public static func rfc3339(_ time: WallTime) -> String {
-        let millisecondsPerDay: Int64 = 86_400_000
-        let milliseconds = time.millisecondsSinceEpoch
-        var days = milliseconds / millisecondsPerDay
-        var ofDay = milliseconds % millisecondsPerDay
-        if ofDay < 0 {
-            days -= 1
-            ofDay += millisecondsPerDay
-        }
-        // Civil date from days since the epoch (Howard Hinnant's `civil_from_days`).
-        let shifted = days + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-
-        let hour = ofDay / 3_600_000
-        let minute = ofDay / 60000 % 60
-        let second = ofDay / 1000 % 60
-        var text = "\(Self.pad(year, 4))-\(Self.pad(month, 2))-\(Self.pad(day, 2))"
-        text += "T\(Self.pad(hour, 2)):\(Self.pad(minute, 2)):\(Self.pad(second, 2))"
-        let fraction = ofDay % 1000
-        if fraction != 0 {
-            var digits = Self.pad(fraction, 3)
-            while digits.hasSuffix("0") { digits.removeLast() }
-            text += ".\(digits)"
-        }
-        return text + "Z"
+        Timestamps.rfc3339(millis: time.millisecondsSinceEpoch)
     }
 
     /// Prometheus' fingerprint of a label set as 16 lower-case hex digits: FNV-1a 64 over the labels sorted by name
@@ -260,11 +232,5 @@ public enum AlertmanagerPayload {
             }
         }
         return quoted + "\""
-    }
-
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let digits = String(value.magnitude)
-        let sign = value < 0 ? "-" : ""
-        return sign + String(repeating: "0", count: max(0, width - digits.count)) + digits
     }
 }

@@ -1,3 +1,5 @@
+import Common
+
 // MARK: - Silence
 
 /// A silence: for a while, notifications leave out the alerts whose labels match. Alerts themselves are untouched
@@ -185,22 +187,8 @@ public struct Silence: Codable, Hashable, Sendable {
 
 // MARK: - Errors
 
-/// A problem with one field of a silence or of a silence request.
-public struct SilenceError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The JSON field, such as `matchers[0].value`, `duration` or `ends_at`.
-    public var field: String
-    /// What is wrong and what is accepted, for people; it names the field too.
-    public var message: String
-
-    /// Creates an error about `field`.
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-
-    /// The message.
-    public var description: String { self.message }
-}
+/// A problem with one field of a silence or of a silence request (`matchers[0].value`, `duration`, `ends_at`).
+public typealias SilenceError = FieldError
 
 // MARK: - Compiled form
 
