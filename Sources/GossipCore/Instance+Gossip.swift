@@ -47,7 +47,7 @@ extension SWIM.Instance {
         case .ack(let ack): self.onAck(ack, into: &directives)
         case .nack(let nack): self.onNack(nack, into: &directives)
         case .alive(let alive): self.applyAlive(alive, now: now, using: &rng, into: &directives)
-        case .suspect(let suspect): self.applySuspect(suspect, now: now, into: &directives)
+        case .suspect(let suspect): self.applySuspect(suspect, now: now, using: &rng, into: &directives)
         case .dead(let dead): self.applyDead(dead, now: now, into: &directives)
         case .userBroadcast(let broadcast): self.onUserBroadcast(broadcast, into: &directives)
         case .pushPull: directives.append(self.ignore(.unexpectedStreamMessage))

@@ -76,6 +76,7 @@ extension SWIM.Instance {
     mutating func applySuspect(
         _ suspect: SWIM.Message.Suspect,
         now: SWIM.Instant,
+        using rng: inout some RandomNumberGenerator,
         into directives: inout [SWIM.Directive]
     ) {
         if suspect.name == self.myself.name {
@@ -108,10 +109,17 @@ extension SWIM.Instance {
                 clusterSize: self.clusterSize, settings: self.settings
             )
             self.suspicions[suspect.name] = suspicion
-            if suspect.from != self.myself.name && self.suspectsToProbe.count < Self.maxSuspectsToProbe {
-                // Check for ourselves soon: the buddy ping lets a live suspect refute to us directly,
-                // and a failed probe of a dead one confirms the suspicion.
-                self.suspectsToProbe.append(suspect.name)
+            if suspect.from != self.myself.name {
+                // Check for ourselves: the buddy ping lets a live suspect refute to us directly, and a
+                // failed probe of a dead one confirms the suspicion. A few members (in expectation
+                // `suspicionProbers`) do it at once, so confirmations arrive within one probe window;
+                // the others at their next probe tick.
+                if self.probesSuspectAtOnce(using: &rng), let member = self.slots[slot]?.member {
+                    self.counters.suspicionProbes += 1
+                    self.startProbe(of: member, now: now, into: &directives)
+                } else if self.suspectsToProbe.count < Self.maxSuspectsToProbe {
+                    self.suspectsToProbe.append(suspect.name)
+                }
             }
             self.counters.suspicionsRaised += 1
             self.enqueue(.suspect(suspect), key: suspect.name)
@@ -119,6 +127,16 @@ extension SWIM.Instance {
             directives.append(.armTimer(.suspicion(member: suspect.name), at: suspicion.deadline))
             self.logger.debug("member suspected", metadata: ["gossip.member": "\(suspect.name)"])
         }
+    }
+
+    /// Whether this member probes a suspect it just heard of at once: with probability
+    /// `suspicionProbers / (N − 2)` (everyone but the suspect and its accuser may).
+    private func probesSuspectAtOnce(using rng: inout some RandomNumberGenerator) -> Bool {
+        let probers = self.settings.suspicionProbers
+        guard probers > 0 else { return false }
+        let candidates = self.clusterSize - 2
+        guard candidates > probers else { return true }
+        return Int.random(in: 0..<candidates, using: &rng) < probers
     }
 
     /// The suspicion timer fired: declare the member dead if its (possibly shortened) deadline passed.

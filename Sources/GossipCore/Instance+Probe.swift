@@ -1,6 +1,6 @@
 import Logging
 
-// The probe cycle: ping → ack timeout → indirect pings (+ TCP fallback) → probe deadline → suspect.
+// The probe cycle: ping → ack timeout → indirect pings (+ TCP fallback) → end of the probe window → suspect.
 
 extension SWIM.Instance {
     // MARK: - Start and timers
@@ -35,7 +35,7 @@ extension SWIM.Instance {
         case .probeTimeout(let seq):
             self.onProbeTimeout(seq: seq, now: now, using: &rng, into: &directives)
         case .probeDeadline(let seq):
-            self.onProbeDeadline(seq: seq, now: now, into: &directives)
+            self.onProbeDeadline(seq: seq, now: now, using: &rng, into: &directives)
         case .relayTimeout(let seq):
             self.onRelayTimeout(seq: seq, into: &directives)
         case .suspicion(let member):
@@ -56,12 +56,18 @@ extension SWIM.Instance {
         guard !self.hasLeft else { return }
         let interval = self.scaledByHealth(self.settings.probeInterval)
         directives.append(.armTimer(.probeTick, at: now + interval))
-        self.concludeAbandonedProbes(now: now, into: &directives)
+        self.concludeAbandonedProbes(now: now, using: &rng, into: &directives)
         guard let slot = self.nextProbeTarget(now: now, using: &rng, into: &directives),
               let target = self.slots[slot]?.member
         else { return }
+        self.startProbe(of: target, now: now, into: &directives)
+    }
+
+    /// Pings `target` now: arms its ack timeout (then indirect probes) and its window (then suspicion).
+    mutating func startProbe(of target: SWIM.Member, now: SWIM.Instant, into directives: inout [SWIM.Directive]) {
+        let window = self.scaledByHealth(self.settings.probeWindow)
         let seq = self.allocateSeq()
-        self.probes[seq] = Probe(target: target.name, address: target.address, deadline: now + interval)
+        self.probes[seq] = Probe(target: target.name, address: target.address, deadline: now + window)
         self.counters.probesSent += 1
         var messages: [SWIM.Message] = []
         if target.status == .suspect {
@@ -71,7 +77,7 @@ extension SWIM.Instance {
         messages.append(.ping(.init(seq: seq, target: target.name)))
         self.send(messages, to: target.address, into: &directives)
         directives.append(.armTimer(.probeTimeout(seq: seq), at: now + self.scaledByHealth(self.settings.probeTimeout)))
-        directives.append(.armTimer(.probeDeadline(seq: seq), at: now + interval))
+        directives.append(.armTimer(.probeDeadline(seq: seq), at: now + window))
     }
 
     /// The next live member in round-robin order, reshuffling (and reaping) at the end of each pass.
@@ -116,13 +122,17 @@ extension SWIM.Instance {
 
     /// Concludes probes whose deadline passed long ago without a stream ping result (a shell that
     /// never reported), so they cannot pile up.
-    private mutating func concludeAbandonedProbes(now: SWIM.Instant, into directives: inout [SWIM.Directive]) {
+    private mutating func concludeAbandonedProbes(
+        now: SWIM.Instant,
+        using rng: inout some RandomNumberGenerator,
+        into directives: inout [SWIM.Directive]
+    ) {
         guard !self.probes.isEmpty else { return }
         let grace = self.settings.probeInterval.scaled(by: 2)
         // Sorted: dictionary order differs between processes and directives must not.
         let abandoned = self.probes.filter { $0.value.deadlinePassed && $0.value.deadline + grace < now }.keys.sorted()
         for seq in abandoned {
-            self.concludeFailedProbe(seq: seq, now: now, into: &directives)
+            self.concludeFailedProbe(seq: seq, now: now, using: &rng, into: &directives)
         }
     }
 
@@ -157,7 +167,12 @@ extension SWIM.Instance {
 
     // MARK: - Probe deadline: suspect
 
-    mutating func onProbeDeadline(seq: UInt32, now: SWIM.Instant, into directives: inout [SWIM.Directive]) {
+    mutating func onProbeDeadline(
+        seq: UInt32,
+        now: SWIM.Instant,
+        using rng: inout some RandomNumberGenerator,
+        into directives: inout [SWIM.Directive]
+    ) {
         guard var probe = self.probes[seq] else { return }
         if probe.streamPending {
             // Wait for the TCP fallback's verdict (the shell reports by the same deadline).
@@ -165,7 +180,7 @@ extension SWIM.Instance {
             self.probes[seq] = probe
             return
         }
-        self.concludeFailedProbe(seq: seq, now: now, into: &directives)
+        self.concludeFailedProbe(seq: seq, now: now, using: &rng, into: &directives)
     }
 
     /// The TCP fallback for probe `seq` finished: `reply` is what the target wrote back, or `nil` if
@@ -191,14 +206,19 @@ extension SWIM.Instance {
         }
         self.probes[seq] = probe
         if probe.deadlinePassed {
-            self.concludeFailedProbe(seq: seq, now: now, into: &directives)
+            self.concludeFailedProbe(seq: seq, now: now, using: &rng, into: &directives)
         }
         return directives
     }
 
     /// Ends a probe that got no UDP answer: penalise local health by the missing nacks, then
     /// suspect the target unless the TCP fallback reached it.
-    mutating func concludeFailedProbe(seq: UInt32, now: SWIM.Instant, into directives: inout [SWIM.Directive]) {
+    mutating func concludeFailedProbe(
+        seq: UInt32,
+        now: SWIM.Instant,
+        using rng: inout some RandomNumberGenerator,
+        into directives: inout [SWIM.Directive]
+    ) {
         guard let probe = self.probes.removeValue(forKey: seq) else { return }
         // Lifeguard: helpers that did not even nack suggest that we are the problem.
         self.adjustHealth(by: probe.expectedNacks > 0 ? max(0, probe.expectedNacks - probe.nacks) : 1)
@@ -214,7 +234,7 @@ extension SWIM.Instance {
         }
         self.logger.debug("probe failed", metadata: ["gossip.member": "\(member.name)", "gossip.seq": "\(seq)"])
         let suspect = SWIM.Message.Suspect(incarnation: member.incarnation, name: member.name, from: self.myself.name)
-        self.applySuspect(suspect, now: now, into: &directives)
+        self.applySuspect(suspect, now: now, using: &rng, into: &directives)
     }
 
     // MARK: - Acks and nacks

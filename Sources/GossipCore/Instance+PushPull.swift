@@ -149,7 +149,7 @@ extension SWIM.Instance {
             case .left:
                 self.applyDead(.init(incarnation: member.incarnation, name: member.name, from: member.name), now: now, into: &directives)
             case .dead, .suspect:
-                self.applySuspect(.init(incarnation: member.incarnation, name: member.name, from: self.myself.name), now: now, into: &directives)
+                self.applySuspect(.init(incarnation: member.incarnation, name: member.name, from: self.myself.name), now: now, using: &rng, into: &directives)
             }
         }
         // The peer thinks we are down: tell it directly that we refuted, since gossip may not reach

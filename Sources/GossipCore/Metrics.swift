@@ -22,6 +22,8 @@ extension SWIM {
         public var streamPingRescues = 0
         /// Members this instance started to suspect.
         public var suspicionsRaised = 0
+        /// Probes started out of turn to check a suspect just heard of (`suspicionProbers`).
+        public var suspicionProbes = 0
         /// Suspected members that refuted (alive again).
         public var suspicionsRefuted = 0
         /// Times this instance refuted a claim about itself.

@@ -46,6 +46,7 @@ struct Fixture {
 }
 
 extension SWIM.Message {
+    var ping: Ping? { if case .ping(let value) = self { value } else { nil } }
     var suspect: Suspect? { if case .suspect(let value) = self { value } else { nil } }
     var alive: Alive? { if case .alive(let value) = self { value } else { nil } }
     var dead: Dead? { if case .dead(let value) = self { value } else { nil } }

@@ -76,14 +76,51 @@ import Testing
     // MARK: - Suspicion
 
     @Test func test_suspect_aliveMember_startsSuspicionAtMaximumTimeout() {
-        // Given: N = 5, so min = 3 · 1 · 300 ms = 900 ms, max = 3 · min = 2.7 s
+        // Given: N = 5, so min = 0.5 · 1 · 1 s = 500 ms, max = 4 · min = 2 s
         var fixture = Fixture()
         // When
         let directives = fixture.receive([.suspect(.init(incarnation: 1, name: "b", from: "c"))], from: "c")
         // Then
         #expect(directives.membershipEvents.map(\.member.status) == [.suspect])
-        #expect(directives.armedTimers[.suspicion(member: "b")] == fixture.now + .milliseconds(2_700))
+        #expect(directives.armedTimers[.suspicion(member: "b")] == fixture.now + .milliseconds(2_000))
         #expect(fixture.instance.metrics.suspicionsRaised == 1)
+    }
+
+    @Test func test_suspicionHeardOfFromAnother_probesSuspectAtOnce_carryingTheSuspicion() throws {
+        // Given: N = 5, so the 3 members besides suspect and accuser are fewer than `suspicionProbers`
+        var fixture = Fixture()
+        // When
+        let directives = fixture.receive([.suspect(.init(incarnation: 1, name: "b", from: "c"))], from: "c")
+        // Then: a ping to b now, with the suspicion for b to refute (buddy system), and its probe window
+        let toSuspect = directives.sentMessages.filter { $0.to == Fixture.address("b") }.map(\.message)
+        let ping = try #require(toSuspect.compactMap(\.ping).first)
+        #expect(ping.target == "b")
+        #expect(toSuspect.compactMap(\.suspect) == [.init(incarnation: 1, name: "b", from: "c")])
+        #expect(directives.armedTimers[.probeDeadline(seq: ping.seq)] == fixture.now + .milliseconds(450))
+        #expect(fixture.instance.metrics.suspicionProbes == 1)
+        // And: its failure, one window later, confirms the suspicion (the deadline moves closer)
+        let before = try #require(directives.armedTimers[.suspicion(member: "b")])
+        fixture.advance(.milliseconds(150))
+        _ = fixture.fire(.probeTimeout(seq: ping.seq))
+        fixture.advance(.milliseconds(300))
+        _ = fixture.fire(.probeDeadline(seq: ping.seq))  // waits for the TCP fallback's verdict
+        let failed = fixture.instance.onStreamPingResult(seq: ping.seq, reply: nil, now: fixture.now, using: &fixture.rng)
+        let after = failed.armedTimers[.suspicion(member: "b")]
+        #expect(after.map { $0 < before } == true)
+    }
+
+    @Test func test_suspicionProbersZero_checksSuspectAtNextTickOnly() throws {
+        // Given
+        var settings = SWIM.Settings.lan
+        settings.suspicionProbers = 0
+        var fixture = Fixture(settings: settings)
+        // When
+        let directives = fixture.receive([.suspect(.init(incarnation: 1, name: "b", from: "c"))], from: "c")
+        let next = try #require(fixture.probe().ping)
+        // Then
+        #expect(directives.sentMessages.compactMap(\.message.ping).isEmpty)
+        #expect(next.target == "b")
+        #expect(fixture.instance.metrics.suspicionProbes == 0)
     }
 
     @Test func test_suspicion_expires_declaresDeadAndGossipsIt() {
@@ -91,7 +128,7 @@ import Testing
         var fixture = Fixture()
         _ = fixture.receive([.suspect(.init(incarnation: 1, name: "b", from: "c"))], from: "c")
         // When
-        fixture.advance(.milliseconds(2_699))
+        fixture.advance(.milliseconds(1_999))
         let early = fixture.fire(.suspicion(member: "b"))
         fixture.advance(.milliseconds(1))
         let due = fixture.fire(.suspicion(member: "b"))
@@ -117,8 +154,8 @@ import Testing
         #expect(repeated.armedTimers.isEmpty)  // the first accuser does not confirm itself
         let first = try! #require(one.armedTimers[.suspicion(member: "b")])
         let second = try! #require(two.armedTimers[.suspicion(member: "b")])
-        #expect(first < start + .milliseconds(2_700) && second < first)
-        #expect(three.armedTimers[.suspicion(member: "b")] == start + .milliseconds(900))
+        #expect(first < start + .milliseconds(2_000) && second < first)
+        #expect(three.armedTimers[.suspicion(member: "b")] == start + .milliseconds(500))
     }
 
     @Test func test_suspicionTimeout_formula_matchesLifeguard() {
@@ -132,7 +169,7 @@ import Testing
         #expect(SWIM.Instance.suspicionTimeout(confirmations: 0, expected: 0, minimum: minimum, maximum: maximum) == minimum)
     }
 
-    @Test(arguments: [(1, 900), (8, 900), (10, 900), (100, 1_800), (1_000, 2_700)])
+    @Test(arguments: [(1, 500), (8, 500), (10, 500), (100, 1_000), (1_000, 1_500)])
     func test_suspicionMinimum_scalesWithLog10OfClusterSize(clusterSize: Int, milliseconds: Int) {
         // Given / When
         let minimum = SWIM.Instance.suspicionMinimum(clusterSize: clusterSize, settings: .lan)

@@ -14,8 +14,8 @@ import Testing
         #expect(target == Fixture.address(sent.target))
         let timers = directives.armedTimers
         #expect(timers[.probeTimeout(seq: sent.seq)] == start + .milliseconds(150))
-        #expect(timers[.probeDeadline(seq: sent.seq)] == start + .milliseconds(300))
-        #expect(timers[.probeTick] == start + .milliseconds(300))
+        #expect(timers[.probeDeadline(seq: sent.seq)] == start + .milliseconds(450))
+        #expect(timers[.probeTick] == start + .seconds(1))
     }
 
     @Test func test_probeOrder_onePass_visitsEveryMemberExactlyOnce() {
@@ -66,7 +66,7 @@ import Testing
         let stream = directives.compactMap { directive -> SWIM.Instant? in
             if case .startStreamPing(ping.seq, Fixture.address(ping.target), _, let deadline) = directive { deadline } else { nil }
         }
-        #expect(stream == [fixture.now + .milliseconds(150)])
+        #expect(stream == [fixture.now + .milliseconds(300)])  // the end of the 450 ms probe window
     }
 
     @Test func test_probe_noAnswerByDeadline_suspectsTargetAndPenalisesMissingNacks() throws {
@@ -150,9 +150,10 @@ import Testing
         // When
         let (directives, ping, _) = fixture.probe()
         let second = try #require(ping)
-        // Then: interval and timeout scaled by health + 1 = 4
-        #expect(directives.armedTimers[.probeTick] == fixture.now + .milliseconds(1_200))
+        // Then: interval, timeout and window scaled by health + 1 = 4
+        #expect(directives.armedTimers[.probeTick] == fixture.now + .seconds(4))
         #expect(directives.armedTimers[.probeTimeout(seq: second.seq)] == fixture.now + .milliseconds(600))
+        #expect(directives.armedTimers[.probeDeadline(seq: second.seq)] == fixture.now + .milliseconds(1_800))
         // And a direct ack lowers it again
         _ = fixture.receive([.ack(.init(seq: second.seq))], from: second.target)
         #expect(fixture.instance.localHealth == 2)

@@ -163,20 +163,25 @@ import Testing
         let wan = SWIM.Settings.wan
         let local = SWIM.Settings.local
         // Then
-        #expect(lan.probeInterval == .milliseconds(300) && lan.probeTimeout == .milliseconds(150))
-        #expect(lan.suspicionMult == 3 && lan.awarenessMaxMultiplier == 8 && lan.maxPacketSize == 1_400)
-        #expect(wan.probeInterval == .seconds(5) && wan.suspicionMult == 6)
-        #expect(local.indirectChecks == 1 && local.probeInterval == .milliseconds(200))
+        #expect(lan.probeInterval == .seconds(1) && lan.probeTimeout == .milliseconds(150) && lan.probeWindow == .milliseconds(450))
+        #expect(lan.suspicionMult == 0.5 && lan.suspicionMaxTimeoutMult == 4 && lan.suspicionProbers == 8)
+        #expect(lan.awarenessMaxMultiplier == 8 && lan.maxPacketSize == 1_400)
+        #expect(wan.probeInterval == .seconds(5) && wan.probeWindow == .seconds(5) && wan.suspicionMult == 6)
+        #expect(local.indirectChecks == 1 && local.probeInterval == .milliseconds(200) && local.probeWindow == .milliseconds(200))
+        #expect(local.suspicionMult == 3 && local.suspicionMaxTimeoutMult == 3)
         #expect(throws: Never.self) { try lan.validate() }
         #expect(throws: Never.self) { try wan.validate() }
         #expect(throws: Never.self) { try local.validate() }
     }
 
-    @Test func test_validate_timeoutLongerThanInterval_throws() {
+    @Test func test_validate_timeoutLongerThanWindow_orWindowLongerThanInterval_throws() {
         // Given
-        var settings = SWIM.Settings.lan
-        settings.probeTimeout = .seconds(1)
+        var timeout = SWIM.Settings.lan
+        timeout.probeTimeout = .milliseconds(500)
+        var window = SWIM.Settings.lan
+        window.probeWindow = .seconds(2)
         // When / Then
-        #expect(throws: SWIM.SettingsError.self) { try settings.validate() }
+        #expect(throws: SWIM.SettingsError.self) { try timeout.validate() }
+        #expect(throws: SWIM.SettingsError.self) { try window.validate() }
     }
 }
