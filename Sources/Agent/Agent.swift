@@ -141,7 +141,7 @@ public final class AgentRuntime: Sendable {
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: app),
-            .init(service: WatchCloser(feed: self.store.feed)),
+            .init(service: WatchCloser(feed: self.store.feed, registry: self.registry)),
             .init(service: CompactionService(store: self.store, every: settings.compactEvery, logger: self.logger)),
         ]
         // Services stop in reverse order: gossip leaves the cluster first, the HTTP API stops last.
@@ -286,13 +286,16 @@ struct SystemSamplingService: Service {
     }
 }
 
-/// Ends every watch stream when shutdown begins, so the HTTP server is not held open by them.
+/// Ends every watch stream and blocking query (KV and registry) when shutdown begins, so the HTTP server is not
+/// held open by them for up to their `wait`.
 struct WatchCloser: Service {
     let feed: ChangeFeed
+    let registry: Registry
 
     func run() async throws {
         try? await gracefulShutdown()
         self.feed.closeAll()
+        self.registry.closeWaits()
     }
 }
 

@@ -166,6 +166,8 @@ final class Catalog: Sendable {
     let state = Mutex(State())
     /// Bumped on every change; waiters re-check their service's index.
     let changes = Watermark()
+    /// Set once at shutdown: waits return at once, so blocking queries and watches do not hold the server open.
+    private let closed = Atomic<Bool>(false)
     let membership: any RegistryMembership
 
     init(membership: any RegistryMembership) {
@@ -324,13 +326,21 @@ final class Catalog: Sendable {
     }
 
     /// Waits until the service's index is above `index`, or `timeout` passes.
+    /// Ends every wait, now and from now on (graceful shutdown).
+    func close() {
+        self.closed.store(true, ordering: .releasing)
+        self.changes.increment()
+    }
+
+    var isClosed: Bool { self.closed.load(ordering: .acquiring) }
+
     func wait(_ service: String, above index: Int64, timeout: Duration) async {
         let deadline = ContinuousClock.now + timeout
         while self.index(of: service) <= index {
             let mark = self.changes.value
             guard self.index(of: service) <= index else { return }
             let left = deadline - .now
-            guard left > .zero, !Task.isCancelled else { return }
+            guard left > .zero, !Task.isCancelled, !self.isClosed else { return }
             _ = await self.changes.wait(above: mark, timeout: left)
         }
     }

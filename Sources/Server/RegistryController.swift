@@ -80,7 +80,7 @@ struct RegistryController: Sendable {
             body: ResponseBody { writer in
                 var index: Int64 = -1
                 var lastBeat = ContinuousClock.now
-                while !Task.isCancelled {
+                while !Task.isCancelled && !registry.waitsClosed {
                     if index >= 0 { await registry.waitForChange(service, above: index, timeout: heartbeat) }
                     let answer = registry.lookup(service, filter: filter)
                     if answer.index != index {

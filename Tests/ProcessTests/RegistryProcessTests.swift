@@ -386,6 +386,37 @@ final class CheckTarget: @unchecked Sendable {
         #expect(badURL.status != 0 && badURL.stderr.contains("redis"))
     }
 
+    /// SIGTERM ends an agent promptly even while a registry blocking lookup and a registry watch are open: both
+    /// are answered and closed at shutdown instead of holding the HTTP server open for their `wait`.
+    @Test func test_sigterm_withOpenRegistryWaits_exitsPromptly() async throws {
+        let agent = try AgentProcess(node: "stop")
+        try await agent.start()
+        defer { agent.kill9() }
+        let registered = try await self.register(agent, "web", "w-1", #"{"address":"127.0.0.1","port":8080,"status":"passing"}"#)
+        #expect(registered.status == 200)
+        let lookup = try await agent.client.send(.GET, "/v1/services/web")
+        let index = try #require(lookup.headers.first { $0.0.lowercased() == "x-gossamer-index" }?.1)
+        let client = agent.client
+        let poll = Task { try await client.send(.GET, "/v1/services/web", query: [("index", index), ("wait", "5m")], timeout: .seconds(120)) }
+        let watch = Task {
+            var events = 0
+            try await client.stream("/v1/services/web/watch") { event in
+                if event.event == "instances" { events += 1 }
+                return true
+            }
+            return events
+        }
+        try await Task.sleep(for: .seconds(1))
+        let start = ContinuousClock.now
+        let status = await agent.terminate()
+        let took = ContinuousClock.now - start
+        #expect(status == 0, "graceful shutdown exits 0: \(agent.logs)")
+        #expect(took < .seconds(8), "shutdown took \(took) with a 5-minute blocking lookup and a watch open")
+        let answer = try await poll.value
+        #expect(answer.status == 200 && String(decoding: answer.body, as: UTF8.self).contains("w-1"))
+        #expect(try await watch.value == 1, "the watch got its first event and ended")
+    }
+
     @Test func test_badRegistrations_400NamingTheField_nothingStored() async throws {
         let agent = try AgentProcess(node: "bad")
         try await agent.start()
