@@ -194,6 +194,10 @@ public final class AgentRuntime: Sendable {
 }
 
 /// Runs a gossip node as a service: on graceful shutdown it leaves the cluster and flushes the leave.
+///
+/// A leave asked through the API (`POST /v1/agent/leave`) ends the node before the group shuts down; the service
+/// then waits for its own turn in the group's shutdown (services stop one at a time, in reverse order, and one that
+/// finishes out of turn makes the whole group fail, so the agent would exit 1 after a clean leave).
 struct GossipService: Service {
     let node: GossipNode
 
@@ -203,6 +207,7 @@ struct GossipService: Service {
         } onGracefulShutdown: {
             self.node.leave()
         }
+        try? await gracefulShutdown()
     }
 }
 
