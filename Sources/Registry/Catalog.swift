@@ -325,7 +325,6 @@ final class Catalog: Sendable {
             .sorted { $0.id < $1.id }
     }
 
-    /// Waits until the service's index is above `index`, or `timeout` passes.
     /// Ends every wait, now and from now on (graceful shutdown).
     func close() {
         self.closed.store(true, ordering: .releasing)
@@ -334,6 +333,7 @@ final class Catalog: Sendable {
 
     var isClosed: Bool { self.closed.load(ordering: .acquiring) }
 
+    /// Waits until the service's index is above `index`, or `timeout` passes, or the catalog is closed.
     func wait(_ service: String, above index: Int64, timeout: Duration) async {
         let deadline = ContinuousClock.now + timeout
         while self.index(of: service) <= index {

@@ -122,13 +122,14 @@ public final class Registry: Sendable {
         return self.catalog.lookup(service, filter: filter)
     }
 
-    /// For blocking queries: returns once the service's index is above `index`, or after `timeout`.
     /// Ends blocking lookups and watches, now and from now on: they answer at once (graceful shutdown).
     public func closeWaits() { self.catalog.close() }
 
     /// True once `closeWaits()` was called.
     public var waitsClosed: Bool { self.catalog.isClosed }
 
+    /// For blocking queries: returns once the service's index is above `index`, after `timeout`, or at once
+    /// after `closeWaits()`.
     public func waitForChange(_ service: String, above index: Int64, timeout: Duration) async {
         self.refreshAgents()
         await self.catalog.wait(service, above: index, timeout: timeout)
