@@ -22,7 +22,7 @@ enum AdminEndpoints {
     }
 
     /// The admin endpoint a request addresses.
-    static func target(method: HTTPMethod, uri: String) -> Target {
+    static func target(method: String, uri: String) -> Target {
         let path = uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first
             .map { Substring($0) } ?? ""
         let target: Target
@@ -31,7 +31,7 @@ enum AdminEndpoints {
         case "/_lb/metrics": target = .metrics
         default: return .notFound
         }
-        return method == .GET || method == .HEAD ? target : .methodNotAllowed
+        return method == "GET" || method == "HEAD" ? target : .methodNotAllowed
     }
 
     /// The response for an admin target: status, content type and body.

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Synchronization
 
@@ -202,8 +201,6 @@ final class ProxyShared: Sendable {
     let timerPeriod: Duration
     /// How often a loop looks for upstream connections idle for too long.
     let sweepInterval: TimeAmount
-    /// NIO's request decoder limits (`maxHeaderBytes`).
-    let decoderLimits: NIOHTTPDecoderLimitConfiguration
 
     init(settings: ProxySettings, routes: RouteTable, logger: Logger) {
         self.settings = settings
@@ -213,9 +210,5 @@ final class ProxyShared: Sendable {
         self.timerPeriod = min(settings.requestTimeout, settings.clientIdleTimeout)
         let sweep = min(max(settings.idleUpstreamTimeout / 4, .milliseconds(10)), .seconds(5))
         self.sweepInterval = .nanoseconds(sweep.nanoseconds)
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = settings.maxHeaderBytes
-        limits.maxHeaderListSize = settings.maxHeaderBytes
-        self.decoderLimits = limits
     }
 }

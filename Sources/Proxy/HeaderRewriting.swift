@@ -1,120 +1,135 @@
 import LoadBalancer
-import NIOHTTP1
+import NIOCore
 
 // MARK: - Header rewriting
 
-/// The header changes a forwarding proxy makes (RFC 9110 §7.6): hop-by-hop fields out, `Via` and the
-/// `X-Forwarded-*` fields in.
+/// The header changes a forwarding proxy makes (RFC 9110 §7.6), on raw heads: hop-by-hop fields out, `Via` and the
+/// `X-Forwarded-*` fields in. A new head is written by copying the field lines that stay, so nothing is re-encoded.
+///
+/// `Transfer-Encoding` is hop-by-hop, but the proxy forwards bodies as they arrived, chunk framing included, so the
+/// field travels with them. It is dropped only where the proxy removes the framing (a chunked response to an HTTP/1.0
+/// client).
 enum HeaderRewriting {
     /// The `Via` entry this proxy adds.
     static let via = "1.1 gossamer"
 
-    /// Fields that describe one connection, never forwarded. `Transfer-Encoding` is re-created by NIO's encoders
-    /// from the body framing.
-    static let hopByHop: [String] = [
+    /// Fields that describe one connection, never forwarded (`Transfer-Encoding` aside, see above).
+    static let hopByHop: [StaticString] = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade",
+        "upgrade",
     ]
 
     /// Fields a client may not remove by naming them in `Connection`.
-    static let protected: [String] = ["host", "content-length"]
+    static let protected: [StaticString] = ["host", "content-length", "transfer-encoding"]
 
-    /// Removes hop-by-hop fields, including those named in `Connection`. Returns whether the message had a
-    /// `Transfer-Encoding` field. Allocates nothing when there is nothing to remove.
-    @discardableResult
-    static func stripHopByHop(_ headers: inout HTTPHeaders) -> Bool {
-        var found = false
-        for (name, _) in headers where Self.isHopByHop(name) {
-            found = true
-            break
+    /// The head to send upstream: the request line with `uri`, always HTTP/1.1 keep-alive; hop-by-hop fields out,
+    /// `X-Forwarded-For` (appended to), `X-Forwarded-Proto` and `Via` in.
+    static func upstreamRequest(
+        _ request: HTTPWire.RequestHead, uri: String, clientIP: String, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let head = request.head
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + uri.utf8.count + clientIP.utf8.count + 64)
+        out.writeString(request.method)
+        out.writeStaticString(" ")
+        out.writeString(uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        var forwardedFor: [Range<Int>] = []
+        head.bytes.withUnsafeReadableBytes { raw in
+            let dropped = Self.namedInConnection(raw, head)
+            for field in head.fields {
+                let name = field.lineStart..<field.nameEnd
+                if Self.isHopByHop(raw, name) || dropped.contains(where: { Self.sameName(raw, $0, name) }) { continue }
+                if HTTPWire.equalsIgnoringCase(raw, name, "x-forwarded-for") {
+                    if field.valueStart < field.valueEnd { forwardedFor.append(field.valueStart..<field.valueEnd) }
+                    continue
+                }
+                if HTTPWire.equalsIgnoringCase(raw, name, "x-forwarded-proto") { continue }
+                Self.copyLine(raw, field, into: &out)
+            }
+            out.writeStaticString("X-Forwarded-For: ")
+            for range in forwardedFor {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range]))
+                out.writeStaticString(", ")
+            }
         }
-        guard found else { return false }
-        let hadTransferEncoding = headers.contains(name: "transfer-encoding")
-        for listed in headers[canonicalForm: "connection"] {
-            let name = String(listed)
-            guard !Self.protected.contains(where: { Self.equalsIgnoringCase(name, $0) }) else { continue }
-            headers.remove(name: name)
-        }
-        for name in Self.hopByHop where headers.contains(name: name) {
-            headers.remove(name: name)
-        }
-        return hadTransferEncoding
+        out.writeString(clientIP)
+        out.writeStaticString("\r\nX-Forwarded-Proto: http\r\nVia: 1.1 gossamer\r\n\r\n")
+        return out
     }
 
-    /// The head to send upstream: hop-by-hop fields out, the body framing kept, `X-Forwarded-For` (appended),
-    /// `X-Forwarded-Proto` and `Via` in; always HTTP/1.1 keep-alive.
-    static func upstreamRequest(from head: HTTPRequestHead, uri: String, clientIP: String) -> HTTPRequestHead {
-        var headers = head.headers
-        // One copy with room for the fields added below, instead of a copy and a regrowth.
-        headers.reserveCapacity(headers.count + 3)
-        if Self.stripHopByHop(&headers) {
-            // The decoder removed the chunked framing; the encoder frames the body again from this field.
-            headers.add(name: "transfer-encoding", value: "chunked")
+    /// The head to send the client: its HTTP version, the upstream's status, hop-by-hop fields out, `Via` in, and
+    /// `Connection: close` when the proxy closes the connection after this response (`Connection: keep-alive` to
+    /// an HTTP/1.0 client otherwise). `dechunk` drops `Transfer-Encoding`, for a body sent without chunk framing.
+    static func clientResponse(
+        _ response: HTTPWire.ResponseHead, minorVersion: Int, close: Bool, dechunk: Bool, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let head = response.head
+        var out = allocator.buffer(capacity: head.bytes.readableBytes + 64)
+        out.writeStaticString(minorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        head.bytes.withUnsafeReadableBytes { raw in
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[response.statusStart..<response.statusEnd]))
+            out.writeStaticString("\r\n")
+            let dropped = Self.namedInConnection(raw, head)
+            for field in head.fields {
+                let name = field.lineStart..<field.nameEnd
+                if Self.isHopByHop(raw, name) || dropped.contains(where: { Self.sameName(raw, $0, name) }) { continue }
+                if dechunk, HTTPWire.equalsIgnoringCase(raw, name, "transfer-encoding") { continue }
+                Self.copyLine(raw, field, into: &out)
+            }
         }
-        if headers.contains(name: "x-forwarded-for") {
-            let previous = headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ")
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: previous.isEmpty ? clientIP : previous + ", " + clientIP)
-        } else {
-            headers.add(name: "X-Forwarded-For", value: clientIP)
-        }
-        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
-        headers.add(name: "Via", value: Self.via)
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
-    }
-
-    /// The head to send the client: hop-by-hop fields out, `Via` in, the client's HTTP version, and
-    /// `Connection: close` when the proxy closes the connection after this response.
-    static func clientResponse(from head: HTTPResponseHead, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
-        var headers = head.headers
-        headers.reserveCapacity(headers.count + 2)
-        Self.stripHopByHop(&headers)
-        headers.add(name: "Via", value: Self.via)
+        out.writeStaticString("Via: 1.1 gossamer\r\n")
         if close {
-            headers.add(name: "Connection", value: "close")
-        } else if version == .http1_0 {
-            headers.add(name: "Connection", value: "keep-alive")
+            out.writeStaticString("Connection: close\r\n")
+        } else if minorVersion == 0 {
+            out.writeStaticString("Connection: keep-alive\r\n")
         }
-        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+        out.writeStaticString("\r\n")
+        return out
     }
 
-    /// Whether a request asks to switch protocols (`Upgrade` named in `Connection`).
-    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
-        guard head.headers.contains(name: "upgrade") else { return false }
-        return head.headers[canonicalForm: "connection"].contains { Self.equalsIgnoringCase(String($0), "upgrade") }
-    }
-
-    /// The size of a request head on the wire, near enough: request line plus `name: value\r\n` per field.
-    static func headSize(_ head: HTTPRequestHead) -> Int {
-        var size = head.uri.utf8.count + 16
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-        return size
+    /// A response the proxy makes itself (an error or an admin page). `omitBody` answers a HEAD request.
+    static func localResponse(
+        minorVersion: Int, status: Int, reason: String, contentType: String, body: String, close: Bool, omitBody: Bool,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var out = allocator.buffer(capacity: body.utf8.count + 160)
+        out.writeStaticString(minorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        out.writeString("\(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n")
+        if close {
+            out.writeStaticString("Connection: close\r\n")
+        } else if minorVersion == 0 {
+            out.writeStaticString("Connection: keep-alive\r\n")
+        }
+        out.writeStaticString("\r\n")
+        if !omitBody { out.writeString(body) }
+        return out
     }
 
     // MARK: - Hash keys
 
     /// The consistent-hash key of a request, or `nil` when the source is absent from it.
-    static func hashKey(_ source: HashKeySource, head: HTTPRequestHead, clientIP: String) -> UInt64? {
+    static func hashKey(_ source: HashKeySource, request: HTTPWire.RequestHead, clientIP: String) -> UInt64? {
         switch source {
         case .none:
             return nil
         case .header(let name):
-            guard head.headers.contains(name: name) else { return nil }
-            let values = head.headers[name]
-            return StableHash.hash(values.count == 1 ? values[0] : values.joined(separator: ","))
+            let values = request.head.values(of: name)
+            guard !values.isEmpty else { return nil }
+            return StableHash.hash(values.count == 1 ? String(values[0]) : values.joined(separator: ","))
         case .cookie(let name):
-            guard let value = Self.cookie(named: name, in: head.headers) else { return nil }
+            guard let value = Self.cookie(named: name, in: request.head.values(of: "cookie")) else { return nil }
             return StableHash.hash(bytes: value.utf8)
         case .path:
-            let uri = Substring(head.uri)
+            let uri = Substring(request.uri)
             return StableHash.hash(bytes: uri.utf8.prefix { $0 != UInt8(ascii: "?") })
         case .clientIP:
             return StableHash.hash(clientIP)
         }
     }
 
-    /// The value of the first cookie called `name` in the `Cookie` fields.
-    static func cookie(named name: String, in headers: HTTPHeaders) -> Substring? {
-        for field in headers["cookie"] {
+    /// The value of the first cookie called `name` in the `Cookie` field values.
+    static func cookie(named name: String, in fields: [Substring]) -> Substring? {
+        for field in fields {
             for pair in field.split(separator: ";") {
                 let trimmed = pair.drop { $0 == " " }
                 guard let equals = trimmed.firstIndex(of: "=") else { continue }
@@ -126,23 +141,42 @@ enum HeaderRewriting {
 
     // MARK: - Helpers
 
-    /// Whether `name` is one of `hopByHop`, ignoring ASCII case, with a length check first.
-    static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 7, 10, 16, 17, 18, 19:
-            return Self.hopByHop.contains { Self.equalsIgnoringCase(name, $0) }
+    /// The field names listed in `Connection` fields, except the protected ones.
+    private static func namedInConnection(_ raw: UnsafeRawBufferPointer, _ head: HTTPWire.Head) -> [Range<Int>] {
+        var names: [Range<Int>] = []
+        for field in head.fields where HTTPWire.equalsIgnoringCase(raw, field.lineStart..<field.nameEnd, "connection") {
+            HTTPWire.forEachToken(raw, field.valueStart..<field.valueEnd) { token in
+                if Self.isHopByHop(raw, token) { return }
+                for name in Self.protected where HTTPWire.equalsIgnoringCase(raw, token, name) { return }
+                names.append(token)
+            }
+        }
+        return names
+    }
+
+    /// Whether `raw[name]` is one of `hopByHop`, ignoring ASCII case, with a length check first.
+    private static func isHopByHop(_ raw: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+        switch name.count {
+        case 2, 7, 10, 16, 18, 19:
+            return Self.hopByHop.contains { HTTPWire.equalsIgnoringCase(raw, name, $0) }
         default:
             return false
         }
     }
 
-    /// Compares `name` with a lowercase ASCII `lowercase`, ignoring the case of `name`.
-    static func equalsIgnoringCase(_ name: String, _ lowercase: String) -> Bool {
-        guard name.utf8.count == lowercase.utf8.count else { return false }
-        for (a, b) in zip(name.utf8, lowercase.utf8) {
-            let folded = (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z")) ? a | 0x20 : a
-            if folded != b { return false }
-        }
+    /// Whether two ranges of `raw` hold the same name, ignoring ASCII case.
+    private static func sameName(_ raw: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        func folded(_ byte: UInt8) -> UInt8 { byte >= 65 && byte <= 90 ? byte | 0x20 : byte }
+        for (i, j) in zip(a, b) where folded(raw[i]) != folded(raw[j]) { return false }
         return true
+    }
+
+    /// Copies a field line with its CRLF.
+    private static func copyLine(_ raw: UnsafeRawBufferPointer, _ field: HTTPWire.Field, into out: inout ByteBuffer) {
+        var end = field.valueEnd
+        // The line runs to its CR, which follows the value's trailing whitespace if any.
+        while raw[end] != 13 { end += 1 }
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineStart..<(end + 2)]))
     }
 }

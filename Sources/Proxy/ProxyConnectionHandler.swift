@@ -13,13 +13,13 @@ import NIOPosix
 /// to the loop's idle list. A failed attempt counts against its endpoint and may be retried on the next one. One
 /// timer per connection serves both the request timeout (no response head in time) and the client idle timeout.
 ///
-/// Pipelining is handled here rather than by `HTTPServerPipelineHandler`: that handler stops reading after every
-/// request and starts again after its response, which costs two `epoll_ctl` calls per request. Here reads stop only
-/// when a client really sends a request before the previous response ended; its parts wait in `queued`.
+/// Messages travel as bytes (`HTTPWire`): the request head is parsed in place and rewritten by copying its field
+/// lines, bodies and responses are forwarded as the slices that arrived. Pipelined requests stay unparsed in the
+/// decoder until the response before them has ended; reads stop only while such bytes wait.
 final class ProxyConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         /// Waiting for a request head.
@@ -34,12 +34,6 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         case closed
     }
 
-    /// Something a client sent ahead of the previous response.
-    private enum Queued {
-        case part(HTTPServerRequestPart)
-        case error(any Error)
-    }
-
     /// Why an attempt failed.
     private enum Failure {
         /// The TCP connect failed or timed out: nothing was sent.
@@ -52,27 +46,26 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     private let shared: ProxyShared
     private let loop: LoopContext
-    private let headGuard: RequestHeadGuard
+    private var decoder: WireDecoder
+    private var isDecoding = false
     private var context: ChannelHandlerContext?
     private var state = State.idle
     private var clientIP: String?
 
     // Request (client side).
-    private var clientVersion = HTTPVersion.http1_1
+    /// 0 for an HTTP/1.0 client, 1 for HTTP/1.1.
+    private var clientMinor = 1
     private var clientKeepAlive = true
+    private var requestIsHead = false
     private var requestEnded = false
-    private var requestTrailers: HTTPHeaders?
     private var closeAfterResponse = false
     private var readPending = false
     /// Set by graceful shutdown: close once the current response ends.
     private var quiescing = false
-    /// Parts (or a parse error) of requests that arrived before the previous response ended.
-    private var queued = CircularBuffer<Queued>(initialCapacity: 4)
-    private var isReplaying = false
 
     // Exchange (upstream side).
     private var pool: UpstreamPool?
-    private var upstreamHead: HTTPRequestHead?
+    private var upstreamHead: ByteBuffer?
     private var isIdempotent = false
     private var retriesLeft = 0
     private var pick: Pick?
@@ -95,29 +88,15 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private var deadline: ContinuousClock.Instant?
     private var timer: Scheduled<Void>?
 
-    private init(shared: ProxyShared, loop: LoopContext, headGuard: RequestHeadGuard) {
+    private init(shared: ProxyShared, loop: LoopContext) {
         self.shared = shared
         self.loop = loop
-        self.headGuard = headGuard
+        self.decoder = WireDecoder(maxHeadBytes: shared.settings.maxHeaderBytes)
     }
 
-    /// Sets up a client connection: head guard, HTTP/1.1 server codec, this handler.
-    ///
-    /// Outbound header validation is off: every response head is either built here from constant names and values
-    /// or copied from an upstream response that NIO's parser accepted, and a parsed field cannot hold CR or LF.
-    /// Skipping the validator saves a handler on every response part.
+    /// Sets up a client connection: this handler alone, reading and writing bytes.
     static func configure(_ channel: any Channel, loop: LoopContext, shared: ProxyShared) throws {
-        let sync = channel.pipeline.syncOperations
-        let headGuard = RequestHeadGuard(limit: shared.settings.maxHeaderBytes)
-        try sync.addHandler(headGuard)
-        try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: false,
-            withErrorHandling: false,
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-            withDecoderLimitConfiguration: shared.decoderLimits
-        )
-        try sync.addHandler(ProxyConnectionHandler(shared: shared, loop: loop, headGuard: headGuard))
+        try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared, loop: loop))
     }
 
     // MARK: - Used by the loop and upstream connections
@@ -128,7 +107,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     /// Asks the connection to close after its current response, or now when it is idle (graceful shutdown).
     func quiesce() {
         self.quiescing = true
-        if case .idle = self.state, self.queued.isEmpty {
+        if case .idle = self.state, self.decoder.bufferedBytes == 0 {
             self.state = .closed
             self.context?.close(promise: nil)
         } else {
@@ -163,65 +142,51 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.timer?.cancel()
         self.timer = nil
         self.deadline = nil
-        self.queued.removeAll()
+        self.decoder.breakDown()
         self.abandonExchange()
         self.loop.unregister(self)
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = Self.unwrapInboundIn(data)
-        switch part {
-        case .head: self.headGuard.headReceived()
-        case .end: self.headGuard.requestEnded()
-        case .body: break
-        }
-        if self.mustQueue {
-            self.queued.append(.part(part))
-        } else {
-            self.handle(part, context: context)
-        }
+        self.decoder.append(Self.unwrapInboundIn(data))
+        self.decodeRequests()
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            self.requestHead(head, context: context)
-        case .body(let buffer):
-            self.requestBody(buffer)
-        case .end(let trailers):
-            self.requestEnd(trailers, context: context)
-        }
-    }
-
-    /// Whether a part belongs to a request after the current one, whose response has not ended: it must wait.
-    private var mustQueue: Bool {
-        if !self.queued.isEmpty { return true }
-        switch self.state {
-        case .proxying, .admin: return self.requestEnded
-        case .idle, .discarding, .closed: return false
-        }
-    }
-
-    /// Handles queued parts in order until one must wait again, then lets the client's reads resume.
-    private func replayQueued() {
-        guard !self.isReplaying, let context = self.context else { return }
-        self.isReplaying = true
-        defer { self.isReplaying = false }
-        while let next = self.queued.first {
+    /// Cuts and handles request parts while the current exchange can take them: a request that follows one whose
+    /// response has not ended stays in the decoder, unparsed, until that response ends.
+    private func decodeRequests() {
+        guard !self.isDecoding, let context = self.context else { return }
+        self.isDecoding = true
+        defer { self.isDecoding = false }
+        while true {
             switch self.state {
-            case .proxying, .admin:
-                if self.requestEnded { return }
             case .closed:
-                self.queued.removeAll()
                 return
+            case .proxying, .admin:
+                if self.requestEnded {
+                    self.resumeClientReads()
+                    return
+                }
             case .idle, .discarding:
                 break
             }
-            self.queued.removeFirst()
-            switch next {
-            case .part(let part): self.handle(part, context: context)
-            case .error(let error): self.malformedRequest(error, context: context)
+            let part: WirePart<HTTPWire.RequestHead>?
+            do {
+                part = try self.decoder.next { bytes throws(HTTPWire.ParseError) in
+                    let head = try HTTPWire.parseRequest(bytes)
+                    return (head, head.framing)
+                }
+            } catch {
+                self.decoder.breakDown()
+                self.malformedRequest(error, context: context)
+                return
+            }
+            guard let part else { break }
+            switch part {
+            case .head(let head): self.requestHead(head, context: context)
+            case .body(let buffer): self.requestBody(buffer)
+            case .end: self.requestEnd(context: context)
             }
         }
         self.resumeClientReads()
@@ -233,20 +198,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError || error is ByteToMessageDecoderError else {
-            // A socket error: the connection is gone.
-            context.close(promise: nil)
-            return
-        }
-        if self.mustQueue {
-            // The error belongs to a pipelined request: answer it after the current response.
-            self.queued.append(.error(error))
-            return
-        }
-        self.malformedRequest(error, context: context)
+        // A socket error: the connection is gone.
+        context.close(promise: nil)
     }
 
-    /// Answers a request NIO's decoder (or the head guard) rejected with 400 and closes the connection.
+    /// Answers a request the decoder rejected with 400 and closes the connection.
     private func malformedRequest(_ error: any Error, context: ChannelHandlerContext) {
         switch self.state {
         case .closed:
@@ -285,30 +241,23 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Request parts
 
-    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func requestHead(_ head: HTTPWire.RequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else { return }
-        self.clientVersion = head.version
-        self.clientKeepAlive = head.isKeepAlive
+        self.clientMinor = head.head.minorVersion
+        self.clientKeepAlive = head.keepAlive
+        self.requestIsHead = head.method == "HEAD"
         self.requestEnded = false
-        self.requestTrailers = nil
         self.closeAfterResponse = self.quiescing
         self.responseStarted = false
-        guard HeaderRewriting.headSize(head) <= self.shared.settings.maxHeaderBytes else {
-            // The request line alone can exceed the limit within one read, which the decoder does not bound.
-            self.state = .discarding
-            self.closeAfterResponse = true
-            self.respond(status: .badRequest, code: "bad_request", message: "the request head is larger than allowed")
-            return
-        }
-        if head.method == .CONNECT {
+        if head.method == "CONNECT" {
             self.state = .discarding
             self.closeAfterResponse = true
             self.respond(status: .methodNotAllowed, code: "method_not_allowed", message: "CONNECT is not supported")
             return
         }
-        if HeaderRewriting.isUpgrade(head) {
-            // Upgrades are not proxied (the fields are hop-by-hop), and NIO's decoder stops parsing after an
-            // upgrade request, so this connection serves no further request.
+        if head.isUpgrade {
+            // Upgrades are not proxied (the fields are hop-by-hop); the connection serves no further request, as a
+            // client that asked to switch protocols may send anything next.
             self.closeAfterResponse = true
         }
         let now = ContinuousClock.now
@@ -325,9 +274,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.pool = route.pool
         let clientIP = self.clientAddress(context)
         let uri = route.stripPrefix ? RouteTable.strip(prefix: route.pathPrefix, from: head.uri) : head.uri
-        self.upstreamHead = HeaderRewriting.upstreamRequest(from: head, uri: uri, clientIP: clientIP)
+        self.upstreamHead = HeaderRewriting.upstreamRequest(
+            head, uri: uri, clientIP: clientIP, allocator: context.channel.allocator)
         switch head.method {
-        case .GET, .HEAD, .PUT, .DELETE, .OPTIONS: self.isIdempotent = true
+        case "GET", "HEAD", "PUT", "DELETE", "OPTIONS": self.isIdempotent = true
         default: self.isIdempotent = false
         }
         self.retriesLeft = self.shared.settings.retries
@@ -335,7 +285,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.setDeadline(now + self.shared.settings.requestTimeout, now: now)
         let hashKey =
             route.pool.settings.strategy == .consistentHash
-            ? HeaderRewriting.hashKey(self.shared.settings.hashKey, head: head, clientIP: clientIP) : nil
+            ? HeaderRewriting.hashKey(self.shared.settings.hashKey, request: head, clientIP: clientIP) : nil
         guard let pick = route.pool.pick(hashKey: hashKey, now: now) else {
             route.pool.recordNoUpstream()
             self.respond(
@@ -349,7 +299,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private func requestBody(_ buffer: ByteBuffer) {
         guard case .proxying = self.state else { return }
         if let upstream = self.upstream, self.headWritten {
-            upstream.write(.body(.byteBuffer(buffer)))
+            upstream.write(buffer)
             self.bodyWritten = true
             self.upstreamNeedsFlush = true
         } else {
@@ -357,17 +307,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func requestEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+    private func requestEnd(context: ChannelHandlerContext) {
         self.requestEnded = true
         switch self.state {
         case .proxying:
-            self.requestTrailers = trailers
-            if let upstream = self.upstream, self.headWritten {
-                upstream.write(.end(trailers))
-                self.endWritten = true
-                self.upstreamNeedsFlush = true
-            }
-            // Flush now: a queued request is replayed when a response ends, with no read-complete to follow.
+            // The body's bytes (chunk framing and trailers included) are written already: the end adds none.
+            if self.upstream != nil, self.headWritten { self.endWritten = true }
+            // Flush now: a pipelined request is decoded when a response ends, with no read-complete to follow.
             self.flushUpstreamIfNeeded()
         case .discarding:
             self.becomeIdle()
@@ -401,11 +347,14 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private func connect(to endpoint: EndpointStats) {
         guard let context = self.context else { return }
         let attempt = self.attempt
+        let maxHeadBytes = self.shared.settings.maxHeaderBytes
         let bootstrap = ClientBootstrap(group: context.eventLoop)
             .connectTimeout(self.shared.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try UpstreamConnection.configure(channel, stats: endpoint) }
+                channel.eventLoop.makeCompletedFuture {
+                    try UpstreamConnection.configure(channel, stats: endpoint, maxHeadBytes: maxHeadBytes)
+                }
             }
         let connected =
             endpoint.socketAddress.map { bootstrap.connect(to: $0) }
@@ -436,16 +385,14 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.upstream = connection
         connection.owner = self
         connection.loop = self.loop
-        connection.write(.head(head))
+        connection.beginExchange(isHead: self.requestIsHead, dechunk: self.clientMinor == 0)
+        connection.write(head)
         self.headWritten = true
         while let body = self.pendingBody.popFirst() {
-            connection.write(.body(.byteBuffer(body)))
+            connection.write(body)
             self.bodyWritten = true
         }
-        if self.requestEnded {
-            connection.write(.end(self.requestTrailers))
-            self.endWritten = true
-        }
+        if self.requestEnded { self.endWritten = true }
         self.upstreamNeedsFlush = true
         if flush { self.flushUpstreamIfNeeded() }
         self.resumeClientReads()
@@ -497,15 +444,16 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     // MARK: - Upstream events
 
     /// A response part from the exchange's upstream connection.
-    func upstreamRead(_ part: HTTPClientResponsePart, from connection: UpstreamConnection) {
+    func upstreamRead(_ part: WirePart<HTTPWire.ResponseHead>, from connection: UpstreamConnection) {
         guard connection === self.upstream, let context = self.context else { return }
         switch part {
         case .head(let head):
-            if head.status.code < 200, head.status != .switchingProtocols {
+            if head.status < 200, head.status != 101 {
                 // Informational (100 Continue): pass it on (never to HTTP/1.0 clients) and wait for the final head.
-                if self.clientVersion != .http1_0 {
-                    let informational = HeaderRewriting.clientResponse(from: head, version: self.clientVersion, close: false)
-                    context.writeAndFlush(Self.wrapOutboundOut(.head(informational)), promise: nil)
+                if self.clientMinor > 0 {
+                    let informational = HeaderRewriting.clientResponse(
+                        head, minorVersion: self.clientMinor, close: false, dechunk: false, allocator: context.channel.allocator)
+                    context.writeAndFlush(Self.wrapOutboundOut(informational), promise: nil)
                 }
                 return
             }
@@ -514,24 +462,27 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             self.deadline = nil
             if let endpoint = self.endpoint {
                 endpoint.recordLatency(self.attemptStart.duration(to: now))
-                endpoint.recordResponse(status: head.status.code)
+                endpoint.recordResponse(status: UInt(head.status))
                 self.pool?.recordSuccess(endpoint, now: now)
             }
-            // After a 101 NIO's decoders stop parsing: neither connection can carry another request.
-            self.upstreamKeepAlive = head.isKeepAlive && head.status != .switchingProtocols
-            if !self.clientKeepAlive || head.status == .switchingProtocols
-                || (self.clientVersion == .http1_0 && !head.headers.contains(name: "content-length"))
-            {
+            // After a 101 the upstream speaks another protocol: neither connection can carry another request.
+            self.upstreamKeepAlive = head.keepAlive && head.status != 101
+            // A body that ends when the upstream closes reaches the client the same way; an HTTP/1.0 client gets a
+            // chunked body without its framing, which also ends with the connection.
+            let dechunk = self.clientMinor == 0 && head.framing == .chunked
+            if !self.clientKeepAlive || head.status == 101 || head.framing == .untilClose || dechunk {
                 self.closeAfterResponse = true
             }
-            let response = HeaderRewriting.clientResponse(from: head, version: self.clientVersion, close: self.closeAfterResponse)
-            context.write(Self.wrapOutboundOut(.head(response)), promise: nil)
+            let response = HeaderRewriting.clientResponse(
+                head, minorVersion: self.clientMinor, close: self.closeAfterResponse, dechunk: dechunk,
+                allocator: context.channel.allocator)
+            context.write(Self.wrapOutboundOut(response), promise: nil)
             self.clientNeedsFlush = true
         case .body(let buffer):
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            context.write(Self.wrapOutboundOut(buffer), promise: nil)
             self.clientNeedsFlush = true
-        case .end(let trailers):
-            self.upstreamResponseEnded(trailers)
+        case .end:
+            self.upstreamResponseEnded()
         }
     }
 
@@ -564,10 +515,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.resumeClientReads()
     }
 
-    private func upstreamResponseEnded(_ trailers: HTTPHeaders?) {
+    private func upstreamResponseEnded() {
         if let connection = self.upstream {
             self.upstream = nil
-            if self.upstreamKeepAlive, self.endWritten {
+            if self.upstreamKeepAlive, self.endWritten, connection.isReusable {
                 self.loop.release(connection)
             } else {
                 connection.close()
@@ -575,7 +526,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
         self.pick?.counter.decrement()
         self.pick = nil
-        self.writeResponseEnd(trailers)
+        self.writeResponseEnd()
     }
 
     // MARK: - Responses
@@ -585,6 +536,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private func respond(status: HTTPResponseStatus, code: String, message: String) {
         self.respond(status: status, contentType: "application/json", body: ErrorBody.json(code: code, message: message))
     }
+
 
     private func respond(status: HTTPResponseStatus, contentType: String, body: String) {
         guard let context = self.context, !self.responseStarted else {
@@ -601,35 +553,31 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.responseStarted = true
         self.deadline = nil
         if !self.clientKeepAlive { self.closeAfterResponse = true }
-        let buffer = context.channel.allocator.buffer(string: body)
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(buffer.readableBytes))
-        if self.closeAfterResponse { headers.add(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(version: self.clientVersion, status: status, headers: headers)
-        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        self.writeResponseEnd(nil)
+        let response = HeaderRewriting.localResponse(
+            minorVersion: self.clientMinor, status: Int(status.code), reason: status.reasonPhrase, contentType: contentType,
+            body: body, close: self.closeAfterResponse, omitBody: self.requestIsHead, allocator: context.channel.allocator)
+        context.write(Self.wrapOutboundOut(response), promise: nil)
+        self.writeResponseEnd()
     }
 
     /// Ends the response to the client and moves on: idle for the next request (handling any it already sent),
     /// discarding the rest of this one, or closing.
-    private func writeResponseEnd(_ trailers: HTTPHeaders?) {
+    private func writeResponseEnd() {
         guard let context = self.context else { return }
         let close = self.closeAfterResponse
         self.clientNeedsFlush = false
         self.endExchange()
         if close {
             self.state = .closed
-            self.queued.removeAll()
+            self.decoder.breakDown()
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: written)
+            context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer()), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
             return
         }
-        context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
+        context.flush()
         if self.requestEnded {
             self.becomeIdle()
         } else {
@@ -674,11 +622,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
         self.state = .idle
         self.setDeadline(ContinuousClock.now + self.shared.settings.clientIdleTimeout, now: .now)
-        if self.queued.isEmpty {
-            self.resumeClientReads()
-        } else {
-            self.replayQueued()
-        }
+        self.decodeRequests()
     }
 
     private func flushUpstreamIfNeeded() {
@@ -687,11 +631,17 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.upstream?.flush()
     }
 
-    /// Reads wait while pipelined requests are queued, and while the request body has no writable upstream
+    /// Reads wait while a pipelined request waits in the decoder, and while the request body has no writable upstream
     /// connection to go to.
     private var shouldHoldClientReads: Bool {
-        if !self.queued.isEmpty { return true }
-        guard case .proxying = self.state, !self.requestEnded else { return false }
+        switch self.state {
+        case .proxying, .admin:
+            // The next request waits in the decoder until this response ends.
+            if self.requestEnded { return self.decoder.bufferedBytes > 0 }
+        case .idle, .discarding, .closed:
+            return false
+        }
+        guard case .proxying = self.state else { return false }
         guard let upstream = self.upstream else { return true }
         return !upstream.isWritable
     }

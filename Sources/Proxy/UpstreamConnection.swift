@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 // MARK: - Upstream connection
 
@@ -7,10 +6,12 @@ import NIOHTTP1
 /// serves one exchange at a time: while leased it passes response parts to its `owner` (the client connection's
 /// handler on the same loop) and lets the owner throttle its reads; while idle it sits in the loop's
 /// `LoopContext` and leaves it when the upstream closes it.
+///
+/// Responses are read as bytes (`HTTPWire`): the head is parsed in place, the body is passed on as it arrives.
 final class UpstreamConnection: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The endpoint the connection goes to (its statistics object also keys the idle list).
     let stats: EndpointStats
@@ -26,20 +27,24 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private(set) var isOpen = true
     private var context: ChannelHandlerContext?
     private var readPending = false
+    private var decoder: WireDecoder
+    /// The current request is a HEAD request: its response has no body.
+    private var expectNoBody = false
+    /// Chunk data is passed on without its framing (for an HTTP/1.0 client).
+    private var dechunk = false
+    /// An informational (1xx) head was passed on: the end that follows it is not the response's.
+    private var afterInformational = false
+    private var isDelivering = false
 
-    private init(stats: EndpointStats) {
+    private init(stats: EndpointStats, maxHeadBytes: Int) {
         self.stats = stats
+        self.decoder = WireDecoder(maxHeadBytes: maxHeadBytes)
     }
 
-    /// Adds the HTTP/1.1 client codec and an `UpstreamConnection` to a new channel. The response decoder forwards
-    /// informational (1xx) responses, so `Expect: 100-continue` works through the proxy.
-    static func configure(_ channel: any Channel, stats: EndpointStats) throws {
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(HTTPRequestEncoder())
-        try sync.addHandler(
-            ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward))
-        )
-        try sync.addHandler(UpstreamConnection(stats: stats))
+    /// Adds an `UpstreamConnection` to a new channel; it reads and writes bytes. Informational (1xx) responses are
+    /// passed on, so `Expect: 100-continue` works through the proxy.
+    static func configure(_ channel: any Channel, stats: EndpointStats, maxHeadBytes: Int) throws {
+        try channel.pipeline.syncOperations.addHandler(UpstreamConnection(stats: stats, maxHeadBytes: maxHeadBytes))
     }
 
     // MARK: - Used by the owner
@@ -47,10 +52,20 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Whether writes would currently be buffered below the high watermark.
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
-    /// Writes a request part without flushing.
-    func write(_ part: HTTPClientRequestPart) {
-        self.context?.write(Self.wrapOutboundOut(part), promise: nil)
+    /// Writes request bytes without flushing.
+    func write(_ bytes: ByteBuffer) {
+        self.context?.write(Self.wrapOutboundOut(bytes), promise: nil)
     }
+
+    /// Prepares for the response to a new request.
+    func beginExchange(isHead: Bool, dechunk: Bool) {
+        self.expectNoBody = isHead
+        self.dechunk = dechunk
+        self.afterInformational = false
+    }
+
+    /// Whether the connection can carry another exchange: open, and nothing arrived beyond the last response.
+    var isReusable: Bool { self.isOpen && self.decoder.bufferedBytes == 0 }
 
     /// Flushes written parts.
     func flush() {
@@ -83,12 +98,49 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let owner = self.owner else {
+        guard self.owner != nil else {
             // An idle upstream has nothing to say: the connection is out of sync.
             self.close()
             return
         }
-        owner.upstreamRead(Self.unwrapInboundIn(data), from: self)
+        self.decoder.append(Self.unwrapInboundIn(data))
+        self.deliver()
+    }
+
+    /// Passes the response's parts to the owner as they are cut.
+    private func deliver() {
+        guard !self.isDelivering else { return }
+        self.isDelivering = true
+        defer { self.isDelivering = false }
+        while let owner = self.owner {
+            let part: WirePart<HTTPWire.ResponseHead>?
+            do {
+                let noBody = self.expectNoBody
+                part = try self.decoder.next(dechunk: self.dechunk) { bytes throws(HTTPWire.ParseError) in
+                    let head = try HTTPWire.parseResponse(bytes, noBody: noBody)
+                    return (head, head.framing)
+                }
+            } catch {
+                self.owner = nil
+                owner.upstreamClosed(self, error: error)
+                self.close()
+                return
+            }
+            guard let part else { return }
+            switch part {
+            case .head(let head):
+                if head.status < 200, head.status != 101 { self.afterInformational = true }
+                owner.upstreamRead(part, from: self)
+            case .body:
+                owner.upstreamRead(part, from: self)
+            case .end:
+                if self.afterInformational {
+                    self.afterInformational = false
+                    continue
+                }
+                owner.upstreamRead(part, from: self)
+            }
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -97,6 +149,10 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.isOpen = false
+        if self.owner != nil, self.decoder.connectionClosed() {
+            // A body that runs until the upstream closes has ended.
+            self.deliver()
+        }
         if let owner = self.owner {
             self.owner = nil
             owner.upstreamClosed(self, error: nil)
