@@ -11,10 +11,11 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Run a Gossamer agent: the config store, its HTTP API and cluster membership.",
         discussion: """
-            Flags override the config file, which overrides the defaults. Stop with Ctrl-C or SIGTERM:
+            Flags override the config file, which overrides the defaults. Stop with Ctrl-C or SIGTERM: \
             the agent finishes in-flight requests and exits 0.
 
             Config file keys (TOML or YAML): \(AgentSettings.knownSettings.map(\.name).joined(separator: ", ")).
+
             Examples:
               gossamer agent --node-name dev --data-dir ./data --http 127.0.0.1:7700
               gossamer agent --node-name n2 --data-dir ./n2 --http 127.0.0.1:7701 --gossip 127.0.0.1:7947 --join 127.0.0.1:7946

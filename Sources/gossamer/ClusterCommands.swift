@@ -53,8 +53,8 @@ struct KeyringCommand: AsyncParsableCommand {
         commandName: "keyring",
         abstract: "Rotate the gossip encryption keys across the whole cluster.",
         discussion: """
-            Rotation: `keyring install NEW` (every member can then decrypt it), `keyring use NEW` (every member
-            encrypts with it), `keyring remove OLD`. Changes travel by gossip to every live member;
+            Rotation: `keyring install NEW` (every member can then decrypt it), `keyring use NEW` (every member \
+            encrypts with it), `keyring remove OLD`. Changes travel by gossip to every live member; \
             `keyring list` shows how many members hold and use each key.
             """,
         subcommands: [List.self, Install.self, Use.self, Remove.self])

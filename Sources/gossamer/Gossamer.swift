@@ -9,9 +9,10 @@ struct Gossamer: AsyncParsableCommand {
         commandName: "gossamer",
         abstract: "Config center and service discovery for microservices.",
         discussion: """
-            Run an agent with `gossamer agent`, then read and write configuration with `gossamer kv`, register and find
+            Run an agent with `gossamer agent`, then read and write configuration with `gossamer kv`, register and find \
             services with `gossamer services`, and see alerts with `gossamer alerts`; `gossamer lb` fronts the cluster.
-            Client commands talk to the agent at --addr (default http://127.0.0.1:7700, or $GOSSAMER_ADDR).
+
+            Client commands talk to the agent at --addr (default http://127.0.0.1:7700, or $GOSSAMER_ADDR). \
             Exit codes: 0 success, 1 error, 2 usage error.
             """,
         version: gossamerVersion,

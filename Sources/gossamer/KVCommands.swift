@@ -356,7 +356,7 @@ struct KVTxn: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "txn", abstract: "Apply up to 64 operations all-or-nothing, from a JSON file or standard input.",
         discussion: """
-            The body is {"ops": [{"op": "check", "key": "a", "version": 2}, {"op": "set", "key": "a", "value": "x"}, ...]}
+            The body is {"ops": [{"op": "check", "key": "a", "version": 2}, {"op": "set", "key": "a", "value": "x"}, ...]} \
             with op one of set, delete, delete-tree, check, get (see docs/api.md).
             """)
 

@@ -9,10 +9,10 @@ struct LBCommand: AsyncParsableCommand {
         commandName: "lb",
         abstract: "Run an HTTP load balancer in front of the cluster's agents and registered services.",
         discussion: """
-            The load balancer joins the cluster by gossip as a member tagged role=lb that stores no data, and
-            proxies to the alive agents' HTTP APIs: an agent that dies leaves the pool within the gossip
-            detection time. Each --route sends a path prefix to the passing instances of a registered service
-            (the prefix is stripped). Admin: GET /_lb/upstreams (JSON) and GET /_lb/metrics (Prometheus text).
+            The load balancer joins the cluster by gossip as a member tagged role=lb that stores no data, and \
+            proxies to the alive agents' HTTP APIs: an agent that dies leaves the pool within the gossip \
+            detection time. Each --route sends a path prefix to the passing instances of a registered service \
+            (the prefix is stripped). Admin: GET /_lb/upstreams (JSON) and GET /_lb/metrics (Prometheus text). \
             Stop with Ctrl-C or SIGTERM.
 
             Examples:

@@ -19,7 +19,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             Examples:
               gossamer snapshot save backup.snap                      # from the agent at --addr
               gossamer snapshot restore backup.snap --data-dir ./n1   # offline, into an empty directory
-            A snapshot holds every key with its whole history, up to one revision, and a SHA-256 of its
+            A snapshot holds every key with its whole history, up to one revision, and a SHA-256 of its \
             contents; both commands verify it.
             """,
         subcommands: [SnapshotSave.self, SnapshotRestore.self]
@@ -70,7 +70,7 @@ struct SnapshotRestore: ParsableCommand {
         commandName: "restore",
         abstract: "Restore a snapshot into an empty data directory (offline; no agent needed).",
         discussion: """
-            Writes DIR/gossamer.sqlite from the snapshot after verifying it, and refuses a directory that
+            Writes DIR/gossamer.sqlite from the snapshot after verifying it, and refuses a directory that \
             already holds a store. Then start an agent on that directory; it reconciles with the cluster.
             """)
 
