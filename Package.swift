@@ -107,9 +107,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // The proxy's state lives in handler classes touched only on their event loop; the run-time exclusivity
-            // checks on them cost about 3% of a proxied request (bench/README.md, "Load balancer").
-            swiftSettings: strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: strict
         ),
         .target(
             name: "Monitor",
