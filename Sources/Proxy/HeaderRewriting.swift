@@ -59,7 +59,8 @@ enum HeaderRewriting {
 
     /// The head to send the client: its HTTP version, the upstream's status, hop-by-hop fields out, `Via` in, and
     /// `Connection: close` when the proxy closes the connection after this response (`Connection: keep-alive` to
-    /// an HTTP/1.0 client otherwise). `dechunk` drops `Transfer-Encoding`, for a body sent without chunk framing.
+    /// an HTTP/1.0 client otherwise). `dechunk` drops `Transfer-Encoding`, for a body sent without chunk framing; a
+    /// chunked response loses any `Content-Length`.
     static func clientResponse(
         _ response: HTTPWire.ResponseHead, minorVersion: Int, close: Bool, dechunk: Bool, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
@@ -74,6 +75,8 @@ enum HeaderRewriting {
                 let name = field.lineStart..<field.nameEnd
                 if Self.isHopByHop(raw, name) || dropped.contains(where: { Self.sameName(raw, $0, name) }) { continue }
                 if dechunk, HTTPWire.equalsIgnoringCase(raw, name, "transfer-encoding") { continue }
+                // A chunked response's Content-Length is wrong by definition (RFC 9112 §6.3): the client never sees it.
+                if response.framing == .chunked, HTTPWire.equalsIgnoringCase(raw, name, "content-length") { continue }
                 Self.copyLine(raw, field, into: &out)
             }
         }

@@ -69,6 +69,18 @@ import Testing
         #expect(String(buffer: dechunked) == "HTTP/1.0 404 Not Here\r\nVia: 1.1 gossamer\r\nConnection: close\r\n\r\n")
     }
 
+    @Test func test_clientResponse_chunkedWithContentLength_dropsContentLength() throws {
+        // Given an upstream response with both framings (Transfer-Encoding wins, RFC 9112 §6.3)
+        let head = try HTTPWire.parseResponse(
+            ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"), noBody: false)
+        #expect(head.framing == .chunked)
+        // When it is rewritten for an HTTP/1.1 client
+        let response = HeaderRewriting.clientResponse(head, minorVersion: 1, close: false, dechunk: false, allocator: .init())
+        // Then the client sees only the framing the body really has
+        #expect(
+            String(buffer: response) == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nVia: 1.1 gossamer\r\n\r\n")
+    }
+
     @Test func test_hashKey_sources_readTheRightPart() throws {
         let head = try HTTPWire.parseRequest(
             ByteBuffer(string: "GET /a/b?x=1 HTTP/1.1\r\nX-User: alice\r\nCookie: theme=dark; session=s1; other=2\r\n\r\n"))
