@@ -18,7 +18,8 @@ struct AgentCommand: AsyncParsableCommand {
 
             Examples:
               gossamer agent --node-name dev --data-dir ./data --http 127.0.0.1:7700
-              gossamer agent --node-name n2 --data-dir ./n2 --http 127.0.0.1:7701 --gossip 127.0.0.1:7947 --join 127.0.0.1:7946
+              gossamer agent --node-name n2 --data-dir ./n2 --http 127.0.0.1:7701 \\
+                --gossip 127.0.0.1:7947 --join 127.0.0.1:7946
             """
     )
 

@@ -21,7 +21,8 @@ struct AlertsCommand: AsyncParsableCommand {
               gossamer alerts rules delete disk-full
               gossamer alerts rules history disk-full
               gossamer alerts rules rollback disk-full 1
-              gossamer alerts silence add --match alertname=disk-full --duration 2h --comment "resizing the volume"
+              gossamer alerts silence add --match alertname=disk-full --duration 2h \\
+                --comment "resizing the volume"
               gossamer alerts silence list
               gossamer alerts silence expire 3f2a…
             """,
@@ -397,7 +398,8 @@ struct AlertsSilenceAdd: AsyncParsableCommand {
             Matchers are label=value, label!=value, label=~regex or label!~regex (regexes match the whole value). \
             Silenced alerts still show in `alerts list`; only their notifications stop.
             Example:
-              gossamer alerts silence add --match alertname=disk-full --match mount=/data --duration 2h --comment resizing
+              gossamer alerts silence add --match alertname=disk-full --match mount=/data \\
+                --duration 2h --comment resizing
             """)
 
     @Option(name: .customLong("match"), help: ArgumentHelp("A label matcher (repeatable).", valueName: "label=value"))

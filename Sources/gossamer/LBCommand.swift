@@ -16,8 +16,10 @@ struct LBCommand: AsyncParsableCommand {
             Stop with Ctrl-C or SIGTERM.
 
             Examples:
-              gossamer lb --listen 127.0.0.1:8080 --gossip 127.0.0.1:7950 --join 127.0.0.1:7946
-              gossamer lb --join 127.0.0.1:7946 --strategy consistent-hash --hash-key header:X-User --bounded-load 1.25
+              gossamer lb --listen 127.0.0.1:8080 --gossip 127.0.0.1:7950 \\
+                --join 127.0.0.1:7946
+              gossamer lb --join 127.0.0.1:7946 --strategy consistent-hash \\
+                --hash-key header:X-User --bounded-load 1.25
               gossamer lb --join 127.0.0.1:7946 --route /svc/payments/=payments
             """
     )

@@ -16,11 +16,13 @@ struct SnapshotCommand: AsyncParsableCommand {
         commandName: "snapshot",
         abstract: "Save a consistent copy of an agent's store, or restore one into a new data directory.",
         discussion: """
-            Examples:
-              gossamer snapshot save backup.snap                      # from the agent at --addr
-              gossamer snapshot restore backup.snap --data-dir ./n1   # offline, into an empty directory
             A snapshot holds every key with its whole history, up to one revision, and a SHA-256 of its \
-            contents; both commands verify it.
+            contents; both commands verify it. `save` asks the agent at --addr; `restore` works offline, into an \
+            empty data directory.
+
+            Examples:
+              gossamer snapshot save backup.snap
+              gossamer snapshot restore backup.snap --data-dir ./n1
             """,
         subcommands: [SnapshotSave.self, SnapshotRestore.self]
     )
