@@ -269,7 +269,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisCacheTests",
-            dependencies: ["RedisCache"],
+            dependencies: ["RedisCache", "CHiredis"],
             swiftSettings: strict
         ),
         .testTarget(
