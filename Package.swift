@@ -269,7 +269,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisCacheTests",
-            dependencies: ["RedisCache", "CHiredis"],
+            dependencies: ["RedisCache"],
             swiftSettings: strict
         ),
         .testTarget(

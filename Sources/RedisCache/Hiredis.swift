@@ -54,4 +54,37 @@ enum Hiredis {
             }
         }
     }
+
+    /// Converts a hiredis reply tree into a `RedisValue`.
+    static func value(of reply: UnsafePointer<redisReply>) throws(RedisError) -> RedisValue {
+        let reply = reply.pointee
+        switch reply.type {
+        case REDIS_REPLY_STRING:
+            return .bulk(bytes(reply))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: bytes(reply), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: bytes(reply), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(reply.integer))
+        case REDIS_REPLY_NIL:
+            return .null
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisValue] = []
+            elements.reserveCapacity(reply.elements)
+            for index in 0..<reply.elements {
+                guard let element = reply.element[index] else {
+                    throw RedisError(.protocolError, "hiredis returned an array with a missing element")
+                }
+                elements.append(try value(of: element))
+            }
+            return .array(elements)
+        default:
+            throw RedisError(.protocolError, "hiredis returned an unknown reply type \(reply.type)")
+        }
+    }
+
+    private static func bytes(_ reply: redisReply) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(start: reply.str, count: reply.len))
+    }
 }

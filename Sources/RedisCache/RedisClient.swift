@@ -85,20 +85,17 @@ public final class RedisClient: Sendable {
 
     /// Sends one command. An error reply comes back as `.error(...)`.
     public func command(_ args: [String]) async throws(RedisError) -> RedisValue {
-        try await command(bytes: args.map { Array($0.utf8) })
+        try await withConnection { connection throws(RedisError) in try connection.command(args) }
     }
 
     /// Sends one command whose arguments are raw bytes (for binary values).
     public func command(bytes args: [[UInt8]]) async throws(RedisError) -> RedisValue {
-        try await withConnection { connection throws(RedisError) in try connection.recordedCommand(bytes: args) }.values()[0]
+        try await withConnection { connection throws(RedisError) in try connection.command(bytes: args) }
     }
 
     /// Sends all commands in one write on one connection and returns their replies in order.
-    ///
-    /// The pool thread only sends and parses (into a `ReplyTape`); the `RedisValue`s are built here, on the awaiting
-    /// task's thread, which is also where they are freed.
     public func pipeline(_ commands: [[String]]) async throws(RedisError) -> [RedisValue] {
-        try await withConnection { connection throws(RedisError) in try connection.recordedPipeline(commands) }.values()
+        try await withConnection { connection throws(RedisError) in try connection.pipeline(commands) }
     }
 
     /// Runs a Lua script with `EVALSHA`, loading it with `SCRIPT LOAD` the first time and caching its SHA1.

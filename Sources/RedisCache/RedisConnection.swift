@@ -16,14 +16,9 @@ public final class RedisConnection: Sendable {
     /// `host:port` of the server, for messages.
     let address: String
     private let commandTimeout: Duration
-    /// The hiredis context and the tape its reader records replies on (`ReplyTape`). `Mutex` is unconditionally
-    /// `Sendable`, so no `@unchecked` is needed; every C call happens inside `withLock`.
-    private let handle: Mutex<Handle>
-
-    private struct Handle {
-        let context: UnsafeMutablePointer<redisContext>
-        let tape: ReplyTape
-    }
+    /// The hiredis context. `Mutex` is unconditionally `Sendable`, so no `@unchecked` is needed; every C call
+    /// happens inside `withLock`.
+    private let context: Mutex<UnsafeMutablePointer<redisContext>>
     private let broken = Atomic<Bool>(false)
 
     /// Connects, sends `AUTH` when the endpoint has a password (with the user name when it has one), and
@@ -35,7 +30,6 @@ public final class RedisConnection: Sendable {
     public init(endpoint: RedisEndpoint, connectTimeout: Duration, commandTimeout: Duration) throws(RedisError) {
         Hiredis.sigpipeIgnored
         let address = endpoint.address
-        let tape = ReplyTape()
         guard
             let context = redisConnectWithTimeout(
                 endpoint.host, Int32(clamping: endpoint.port), Hiredis.timeval(connectTimeout))
@@ -52,19 +46,18 @@ public final class RedisConnection: Sendable {
                 throw RedisError(
                     .connect, "cannot configure the connection to redis at \(address): \(Hiredis.errorText(context))")
             }
-            ReplyTape.install(tape, in: context)
-            try Self.handshake(Handle(context: context, tape: tape), endpoint: endpoint, timeout: commandTimeout)
+            try Self.handshake(context, endpoint: endpoint, timeout: commandTimeout)
         } catch {
             redisFree(context)
             throw error
         }
         self.address = address
         self.commandTimeout = commandTimeout
-        self.handle = Mutex(Handle(context: context, tape: tape))
+        self.context = Mutex(context)
     }
 
     deinit {
-        handle.withLock { redisFree($0.context) }
+        context.withLock { redisFree($0) }
     }
 
     /// Whether an I/O error or timeout has made the connection unusable.
@@ -80,29 +73,17 @@ public final class RedisConnection: Sendable {
 
     /// Sends one command whose arguments are raw bytes and waits for its reply.
     public func command(bytes args: [[UInt8]]) throws(RedisError) -> RedisValue {
-        try exchange([args]).values()[0]
+        try exchange([args])[0]
     }
 
     /// Sends all commands at once, then reads all their replies, in order.
     public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisValue] {
-        try recordedPipeline(commands).values()
-    }
-
-    /// `pipeline` without building the values: the caller turns the recorded replies into `RedisValue`s on its own
-    /// thread (`RedisClient` does, so that the pool thread only parses).
-    func recordedPipeline(_ commands: [[String]]) throws(RedisError) -> ReplyTape.Recorded {
         try exchange(commands.map { $0.map { Array($0.utf8) } })
-    }
-
-    /// `command(bytes:)` without building the value (see `recordedPipeline`).
-    func recordedCommand(bytes args: [[UInt8]]) throws(RedisError) -> ReplyTape.Recorded {
-        try exchange([args])
     }
 
     /// Sends commands without reading replies, for the pub/sub mode of `RedisSubscriber`.
     func send(_ commands: [[String]]) throws(RedisError) {
-        try withContext { handle throws(RedisError) in
-            let context = handle.context
+        try withContext { context throws(RedisError) in
             for command in commands {
                 guard Hiredis.append(context, command.map { Array($0.utf8) }) else {
                     throw failure(context, errno: errno)
@@ -115,9 +96,8 @@ public final class RedisConnection: Sendable {
     /// Returns the next reply the server sends, or `nil` when none is complete within `timeout`, so that a
     /// reader can check a stop flag between waits.
     func nextReply(within timeout: Duration) throws(RedisError) -> RedisValue? {
-        try withContext { handle throws(RedisError) -> RedisValue? in
-            let context = handle.context
-            if let buffered = try bufferedReply(handle) {
+        try withContext { context throws(RedisError) -> RedisValue? in
+            if let buffered = try bufferedReply(context) {
                 return buffered
             }
             var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
@@ -133,36 +113,35 @@ public final class RedisConnection: Sendable {
             guard redisBufferRead(context) == REDIS_OK else {
                 throw failure(context, errno: errno)
             }
-            return try bufferedReply(handle)
+            return try bufferedReply(context)
         }
     }
 
     // MARK: - Internals
 
     /// Appends every command, then reads one reply per command.
-    private func exchange(_ commands: [[[UInt8]]]) throws(RedisError) -> ReplyTape.Recorded {
+    private func exchange(_ commands: [[[UInt8]]]) throws(RedisError) -> [RedisValue] {
         guard !commands.contains(where: \.isEmpty) else {
             throw RedisError(.protocolError, "cannot send an empty command to redis at \(address)")
         }
-        guard !commands.isEmpty else { return ReplyTape.Recorded(bytes: [], count: 0) }
-        return try withContext { handle throws(RedisError) in
-            try Self.exchange(handle, commands, address: address, timeout: commandTimeout)
+        guard !commands.isEmpty else { return [] }
+        return try withContext { context throws(RedisError) in
+            try Self.exchange(context, commands, address: address, timeout: commandTimeout)
         }
     }
 
     /// Runs `body` on the context under the lock; any error it throws marks the connection broken.
     private func withContext<T: Sendable>(
-        _ body: (Handle) throws(RedisError) -> T
+        _ body: (UnsafeMutablePointer<redisContext>) throws(RedisError) -> T
     ) throws(RedisError) -> T {
-        try handle.withLock { handle throws(RedisError) -> T in
+        try context.withLock { context throws(RedisError) -> T in
             guard !isBroken else {
                 throw RedisError(.closed, "the connection to redis at \(address) is broken by an earlier error")
             }
             do throws(RedisError) {
-                return try body(handle)
+                return try body(context)
             } catch {
                 broken.store(true, ordering: .releasing)
-                handle.tape.clear()
                 throw error
             }
         }
@@ -178,14 +157,14 @@ public final class RedisConnection: Sendable {
     }
 
     /// A reply already read from the socket, if hiredis holds a complete one.
-    private func bufferedReply(_ handle: Handle) throws(RedisError) -> RedisValue? {
+    private func bufferedReply(_ context: UnsafeMutablePointer<redisContext>) throws(RedisError) -> RedisValue? {
         var raw: UnsafeMutableRawPointer?
-        guard redisGetReplyFromReader(handle.context, &raw) == REDIS_OK else {
-            throw failure(handle.context, errno: errno)
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
+            throw failure(context, errno: errno)
         }
-        // A reply still incomplete stays on the tape until the reader completes it.
-        guard raw != nil else { return nil }
-        return try handle.tape.take(count: 1).values()[0]
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return try Hiredis.value(of: raw.assumingMemoryBound(to: redisReply.self))
     }
 
     private func failure(_ context: UnsafeMutablePointer<redisContext>, errno code: Int32) -> RedisError {
@@ -193,26 +172,29 @@ public final class RedisConnection: Sendable {
     }
 
     private static func exchange(
-        _ handle: Handle,
+        _ context: UnsafeMutablePointer<redisContext>,
         _ commands: [[[UInt8]]],
         address: String,
         timeout: Duration
-    ) throws(RedisError) -> ReplyTape.Recorded {
-        let context = handle.context
+    ) throws(RedisError) -> [RedisValue] {
         for command in commands {
             guard Hiredis.append(context, command) else {
                 throw failure(context, errno: errno, address: address, timeout: timeout)
             }
         }
+        var replies: [RedisValue] = []
+        replies.reserveCapacity(commands.count)
         for _ in commands {
             var raw: UnsafeMutableRawPointer?
             let status = redisGetReply(context, &raw)
             let code = errno
-            guard status == REDIS_OK, raw != nil else {
+            guard status == REDIS_OK, let raw else {
                 throw failure(context, errno: code, address: address, timeout: timeout)
             }
+            defer { freeReplyObject(raw) }
+            replies.append(try Hiredis.value(of: raw.assumingMemoryBound(to: redisReply.self)))
         }
-        return handle.tape.take(count: commands.count)
+        return replies
     }
 
     /// Turns the context's error flags (and `errno`, read right after the failing call) into a `RedisError`.
@@ -237,14 +219,14 @@ public final class RedisConnection: Sendable {
 
     /// Logs in and selects the database on a fresh context.
     private static func handshake(
-        _ handle: Handle,
+        _ context: UnsafeMutablePointer<redisContext>,
         endpoint: RedisEndpoint,
         timeout: Duration
     ) throws(RedisError) {
         let address = endpoint.address
         if let password = endpoint.password {
             let auth = ["AUTH"] + (endpoint.username.map { [$0] } ?? []) + [password]
-            let reply = try exchange(handle, [auth.map { Array($0.utf8) }], address: address, timeout: timeout).values()[0]
+            let reply = try exchange(context, [auth.map { Array($0.utf8) }], address: address, timeout: timeout)[0]
             if case .error(let message) = reply {
                 let who = endpoint.username.map { " for user '\($0)'" } ?? ""
                 throw RedisError(.auth, "redis at \(address) rejected the password\(who): \(message)")
@@ -252,7 +234,7 @@ public final class RedisConnection: Sendable {
         }
         if endpoint.database != 0 {
             let select = ["SELECT", String(endpoint.database)].map { Array($0.utf8) }
-            let reply = try exchange(handle, [select], address: address, timeout: timeout).values()[0]
+            let reply = try exchange(context, [select], address: address, timeout: timeout)[0]
             if let error = RedisError(setupReply: reply, address: address, step: "SELECT \(endpoint.database)") {
                 throw error
             }
