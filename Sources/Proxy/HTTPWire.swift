@@ -47,14 +47,6 @@ enum HTTPWire {
         /// 0 for HTTP/1.0, 1 for HTTP/1.1.
         var minorVersion: Int
 
-        /// Whether field `index` is called `lowercase` (ASCII case ignored).
-        func fieldNamed(_ index: Int, _ lowercase: StaticString) -> Bool {
-            let field = self.fields[index]
-            return self.bytes.withUnsafeReadableBytes { bytes in
-                HTTPWire.equalsIgnoringCase(bytes, field.lineStart..<field.nameEnd, lowercase)
-            }
-        }
-
         /// The values of every field called `name` (ASCII case ignored), in order.
         func values(of name: String) -> [Substring] {
             var result: [Substring] = []
@@ -66,20 +58,6 @@ enum HTTPWire {
                 }
             }
             return result
-        }
-
-        /// Whether any `Connection` field lists `token` (lowercase; ASCII case ignored).
-        func connectionHas(_ token: StaticString) -> Bool {
-            self.bytes.withUnsafeReadableBytes { bytes in
-                for field in self.fields where HTTPWire.equalsIgnoringCase(bytes, field.lineStart..<field.nameEnd, "connection") {
-                    var found = false
-                    HTTPWire.forEachToken(bytes, field.valueStart..<field.valueEnd) { range in
-                        if HTTPWire.equalsIgnoringCase(bytes, range, token) { found = true }
-                    }
-                    if found { return true }
-                }
-                return false
-            }
         }
     }
 
@@ -406,8 +384,8 @@ struct ChunkedScanner {
         case data(remaining: Int)
         case dataCR
         case dataLF
-        case trailerLineStart
-        case trailerLine
+        /// In a trailer line (`atStart`: before its first byte, where a CR ends the trailers).
+        case trailerLine(atStart: Bool)
         case trailerLF
         case finalLF
         case done
@@ -466,33 +444,25 @@ struct ChunkedScanner {
                 }
             case .sizeLF(let last):
                 guard raw[index] == 10 else { throw HTTPWire.ParseError("a chunk size line does not end with CRLF") }
-                self.state = last ? .trailerLineStart : (self.pending > 0 ? .data(remaining: self.pending) : .dataCR)
+                self.state = last ? .trailerLine(atStart: true) : (self.pending > 0 ? .data(remaining: self.pending) : .dataCR)
             case .dataCR:
                 guard raw[index] == 13 else { throw HTTPWire.ParseError("chunk data is longer than its size") }
                 self.state = .dataLF
             case .dataLF:
                 guard raw[index] == 10 else { throw HTTPWire.ParseError("chunk data does not end with CRLF") }
                 self.state = .size(value: 0, digits: 0)
-            case .trailerLineStart:
+            case .trailerLine(let atStart):
                 let byte = raw[index]
                 if byte == 13 {
-                    self.state = .finalLF
+                    self.state = atStart ? .finalLF : .trailerLF
                 } else {
                     guard byte != 10 else { throw HTTPWire.ParseError("a trailer line ends with a bare LF") }
                     try self.countMetadata()
-                    self.state = .trailerLine
-                }
-            case .trailerLine:
-                let byte = raw[index]
-                if byte == 13 {
-                    self.state = .trailerLF
-                } else {
-                    guard byte != 10 else { throw HTTPWire.ParseError("a trailer line ends with a bare LF") }
-                    try self.countMetadata()
+                    self.state = .trailerLine(atStart: false)
                 }
             case .trailerLF:
                 guard raw[index] == 10 else { throw HTTPWire.ParseError("a trailer line does not end with CRLF") }
-                self.state = .trailerLineStart
+                self.state = .trailerLine(atStart: true)
             case .finalLF:
                 guard raw[index] == 10 else { throw HTTPWire.ParseError("the chunked body does not end with CRLF") }
                 self.state = .done
@@ -553,12 +523,6 @@ struct WireDecoder {
 
     /// Bytes received and not yet cut into parts.
     var bufferedBytes: Int { self.buffer?.readableBytes ?? 0 }
-
-    /// Whether the decoder waits for a head (the previous message, if any, has ended).
-    var awaitsHead: Bool {
-        if case .head = self.state { return true }
-        return false
-    }
 
     /// Adds received bytes.
     mutating func append(_ bytes: ByteBuffer) {

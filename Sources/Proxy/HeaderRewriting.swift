@@ -10,9 +10,6 @@ import NIOCore
 /// field travels with them. It is dropped only where the proxy removes the framing (a chunked response to an HTTP/1.0
 /// client).
 enum HeaderRewriting {
-    /// The `Via` entry this proxy adds.
-    static let via = "1.1 gossamer"
-
     /// Fields that describe one connection, never forwarded (`Transfer-Encoding` aside, see above).
     static let hopByHop: [StaticString] = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -81,12 +78,7 @@ enum HeaderRewriting {
             }
         }
         out.writeStaticString("Via: 1.1 gossamer\r\n")
-        if close {
-            out.writeStaticString("Connection: close\r\n")
-        } else if minorVersion == 0 {
-            out.writeStaticString("Connection: keep-alive\r\n")
-        }
-        out.writeStaticString("\r\n")
+        Self.endHead(close: close, minorVersion: minorVersion, into: &out)
         return out
     }
 
@@ -98,12 +90,7 @@ enum HeaderRewriting {
         var out = allocator.buffer(capacity: body.utf8.count + 160)
         out.writeStaticString(minorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeString("\(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n")
-        if close {
-            out.writeStaticString("Connection: close\r\n")
-        } else if minorVersion == 0 {
-            out.writeStaticString("Connection: keep-alive\r\n")
-        }
-        out.writeStaticString("\r\n")
+        Self.endHead(close: close, minorVersion: minorVersion, into: &out)
         if !omitBody { out.writeString(body) }
         return out
     }
@@ -173,6 +160,17 @@ enum HeaderRewriting {
         func folded(_ byte: UInt8) -> UInt8 { byte >= 65 && byte <= 90 ? byte | 0x20 : byte }
         for (i, j) in zip(a, b) where folded(raw[i]) != folded(raw[j]) { return false }
         return true
+    }
+
+    /// Ends a response head to the client: `Connection: close` when the proxy closes after it, `keep-alive` to an
+    /// HTTP/1.0 client otherwise, then the empty line.
+    private static func endHead(close: Bool, minorVersion: Int, into out: inout ByteBuffer) {
+        if close {
+            out.writeStaticString("Connection: close\r\n")
+        } else if minorVersion == 0 {
+            out.writeStaticString("Connection: keep-alive\r\n")
+        }
+        out.writeStaticString("\r\n")
     }
 
     /// Copies a field line with its CRLF.

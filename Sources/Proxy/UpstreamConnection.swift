@@ -128,18 +128,16 @@ final class UpstreamConnection: ChannelDuplexHandler {
             }
             guard let part else { return }
             switch part {
-            case .head(let head):
-                if head.status < 200, head.status != 101 { self.afterInformational = true }
-                owner.upstreamRead(part, from: self)
-            case .body:
-                owner.upstreamRead(part, from: self)
-            case .end:
-                if self.afterInformational {
-                    self.afterInformational = false
-                    continue
-                }
-                owner.upstreamRead(part, from: self)
+            case .head(let head) where head.status < 200 && head.status != 101:
+                self.afterInformational = true
+            case .end where self.afterInformational:
+                // The end of an informational response, not of the response the owner waits for.
+                self.afterInformational = false
+                continue
+            default:
+                break
             }
+            owner.upstreamRead(part, from: self)
         }
     }
 
