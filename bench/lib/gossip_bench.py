@@ -435,6 +435,23 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def shared_memory_kib(pid: int) -> tuple:
+    """(PSS, private) KiB from /proc/<pid>/smaps_rollup: RSS counts every page an agent maps, including the
+    binary's and libraries' pages that all N agents share; PSS splits shared pages among their users and private
+    (USS) is what this process alone holds. (0, 0) if unreadable."""
+    pss = private = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                elif line.startswith("Private_Clean:") or line.startswith("Private_Dirty:"):
+                    private += int(line.split()[1])
+    except OSError:
+        pass
+    return pss, private
+
+
 class Poller:
     """Polls agents every `interval` until each satisfies a predicate; per-agent first-satisfied timestamps."""
 
@@ -601,6 +618,7 @@ def one_run(cls, args, n: int, run: int, pidfile: str, out_dir: str) -> dict:
         ticks1 = sum(cpu_ticks(pid) for pid in pids)
         window = time.monotonic() - w0
         rss = [rss_kib(pid) for pid in pids]
+        shared = [shared_memory_kib(pid) for pid in pids]
         check_running(system, range(n), "during the idle window")
         res["idle"] = {
             "window_s": window,
@@ -611,6 +629,8 @@ def one_run(cls, args, n: int, run: int, pidfile: str, out_dir: str) -> dict:
             "cpu_pct_per_agent": (ticks1 - ticks0) / CLK_TCK / window * 100 / n,
             "rss_mib_per_agent": statistics.mean(rss) / 1024,
             "rss_mib_max": max(rss) / 1024,
+            "pss_mib_per_agent": statistics.mean(p for p, _ in shared) / 1024,
+            "private_mib_per_agent": statistics.mean(u for _, u in shared) / 1024,
         }
         # Anyone not alive after the quiet window?
         p = Poller(system, interval, res["anomalies"], "idle")
@@ -704,6 +724,8 @@ METRICS = [
     ("udp_in_per_agent", "idle: UDP datagrams/s in per agent", "/s", 2),
     ("cpu_pct_per_agent", "idle: CPU % per agent", "%", 3),
     ("rss_mib_per_agent", "idle: RSS per agent", "MiB", 1),
+    ("pss_mib_per_agent", "(info) idle: PSS per agent (shared pages split among users)", "MiB", 1),
+    ("private_mib_per_agent", "(info) idle: private memory (USS) per agent", "MiB", 1),
     ("formation_s", "(info) first N-1 agents: all agree, from the last one up", "s", 2),
 ]
 
