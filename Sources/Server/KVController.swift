@@ -35,7 +35,7 @@ struct KVController: Sendable {
             endpoint: "GET /v1/kv")
         try flags.exclusive(["recurse", "history", "diff", "version", "index"])
         try flags.exclusive(["keys", "history", "diff", "version", "index"])
-        try flags.exclusive(["holders", "recurse", "keys", "history", "diff", "version", "index", "raw"])
+        for other in ["recurse", "keys", "history", "diff", "version", "index", "raw"] { try flags.exclusive(["holders", other]) }
         let key = try Self.key(request)
         if flags.has("holders") { return try await self.holders(key) }
 

@@ -171,6 +171,31 @@ func errorCode(_ buffer: ByteBuffer) -> String? {
         #expect(try await store.get("app/x") == nil)
     }
 
+    /// `raw` combines with `version` and with a blocking `index` read (docs/api.md shows `?version=1&raw`);
+    /// `holders` combines with none of the read flags.
+    @Test func test_raw_combinesWithVersionAndIndex_holdersWithNothing() async throws {
+        let (app, store) = try makeApp()
+        try await store.put("app/x", value: Data("one\n".utf8))
+        let second = try await store.put("app/x", value: Data("two\n".utf8))
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/kv/app/x?version=1&raw", method: .get) {
+                #expect($0.status == .ok)
+                #expect(String(buffer: $0.body) == "one\n")
+                #expect($0.headers[.init("X-Gossamer-Version")!] == "1")
+            }
+            try await client.execute(uri: "/v1/kv/app/x?index=\(second.stamp)&wait=100ms&raw", method: .get) {
+                #expect($0.status == .ok)
+                #expect(String(buffer: $0.body) == "two\n")
+            }
+            for other in ["raw", "version=1", "history", "keys"] {
+                try await client.execute(uri: "/v1/kv/app/x?holders&\(other)", method: .get) {
+                    #expect($0.status == .badRequest)
+                    #expect(errorCode($0.body) == "bad_request")
+                }
+            }
+        }
+    }
+
     @Test func test_blockingGet_returnsWhenKeyChanges() async throws {
         let (app, store) = try makeApp()
         let first = try await store.put("k", value: Data("1".utf8))
