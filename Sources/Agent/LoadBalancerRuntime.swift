@@ -10,6 +10,7 @@ import NIOHTTP1
 import Proxy
 import Registry
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// What `gossamer lb` runs with: flags meet here, and only here.
@@ -21,6 +22,11 @@ public struct LoadBalancerSettings: Sendable {
     /// `--route /svc/payments/=payments`: path prefix → registered service.
     public var routes: [(prefix: String, service: String)] = []
     public var logLevel: Logger.Level = .info
+    /// How long the lb waits, before it listens, for its pools to be loaded: at least one agent from gossip and
+    /// the first answer for each routed service (like Envoy's cluster warming). Requests that arrived earlier
+    /// would get 503 `no_upstream` for a pool that is merely not loaded yet. After this it listens anyway and
+    /// logs which pools are still empty.
+    public var warmupTimeout: Duration = .seconds(5)
 
     public init() {}
 
@@ -120,6 +126,7 @@ public final class LoadBalancerRuntime: Sendable {
     let services: [(service: String, pool: UpstreamPool)]
     private let http: HTTPClient
     private let logger: Logger
+    private let warmup: Warmup
 
     public init(settings: LoadBalancerSettings, logger: Logger) throws {
         var gossipSettings = settings.gossip
@@ -131,6 +138,7 @@ public final class LoadBalancerRuntime: Sendable {
         }
         self.agents = UpstreamPool(name: "agents", settings: settings.proxy.lbSettings)
         self.services = settings.routes.map { ($0.service, UpstreamPool(name: $0.service, settings: settings.proxy.lbSettings)) }
+        self.warmup = Warmup(["agents"] + settings.routes.map(\.service))
         var routes = [Route(pathPrefix: "/", pool: self.agents, stripPrefix: false)]
         for (route, service) in zip(settings.routes, self.services) {
             routes.append(Route(pathPrefix: route.prefix, pool: service.pool, stripPrefix: true))
@@ -146,9 +154,14 @@ public final class LoadBalancerRuntime: Sendable {
     /// Runs until SIGINT/SIGTERM; leaves the cluster on the way out.
     public func run(onReady: @escaping @Sendable (_ listen: String, _ gossip: String?) async -> Void = { _, _ in }) async throws {
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: ProxyService(proxy: self.proxy, onReady: { [gossip] listen in await onReady(listen, gossip.snapshot.address?.description) })),
-            .init(service: MembershipFollower(node: self.gossip, pool: self.agents, logger: self.logger)),
-        ] + self.services.map { .init(service: ServiceFollower(service: $0.service, pool: $0.pool, agents: self.agents, http: self.http, logger: self.logger)) }
+            .init(service: ProxyService(
+                proxy: self.proxy, warmup: self.warmup, warmupTimeout: self.settings.warmupTimeout, logger: self.logger,
+                onReady: { [gossip] listen in await onReady(listen, gossip.snapshot.address?.description) })),
+            .init(service: MembershipFollower(node: self.gossip, pool: self.agents, warmup: self.warmup, logger: self.logger)),
+        ] + self.services.map {
+            .init(service: ServiceFollower(
+                service: $0.service, pool: $0.pool, agents: self.agents, http: self.http, warmup: self.warmup, logger: self.logger))
+        }
             + [.init(service: GossipService(node: self.gossip), successTerminationBehavior: .gracefullyShutdownGroup)]
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: self.logger))
         do {
@@ -161,12 +174,44 @@ public final class LoadBalancerRuntime: Sendable {
     }
 }
 
-/// The proxy as a service.
+/// The pools the lb waits for before it listens (see `LoadBalancerSettings.warmupTimeout`).
+final class Warmup: Sendable {
+    private let pending: Mutex<Set<String>>
+
+    init(_ pools: [String]) { self.pending = Mutex(Set(pools)) }
+
+    /// The pool has been loaded once (agents: at least one agent; a service: its first answer, even empty).
+    func loaded(_ pool: String) { _ = self.pending.withLock { $0.remove(pool) } }
+
+    /// Pools not loaded yet, sorted.
+    var waiting: [String] { self.pending.withLock { $0.sorted() } }
+
+    /// Returns once every pool is loaded, the timeout runs out or shutdown begins; the pools still not loaded.
+    func wait(timeout: Duration) async -> [String] {
+        let deadline = ContinuousClock.now + timeout
+        while !self.waiting.isEmpty, ContinuousClock.now < deadline, !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return self.waiting
+    }
+}
+
+/// The proxy as a service: it listens once its pools are loaded (or the warm-up timeout ran out).
 struct ProxyService: Service {
     let proxy: HTTPProxy
+    let warmup: Warmup
+    let warmupTimeout: Duration
+    let logger: Logger
     let onReady: @Sendable (String) async -> Void
 
     func run() async throws {
+        let notLoaded = await self.warmup.wait(timeout: self.warmupTimeout)
+        if Task.isShuttingDownGracefully || Task.isCancelled { return }
+        if !notLoaded.isEmpty {
+            self.logger.warning(
+                "listening before every pool is loaded; requests for these get 503 until they are",
+                metadata: ["lb.pools": "\(notLoaded.joined(separator: ","))", "lb.waited": "\(self.warmupTimeout)"])
+        }
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.proxy.run() }
@@ -188,6 +233,7 @@ struct ProxyService: Service {
 struct MembershipFollower: Service {
     let node: GossipNode
     let pool: UpstreamPool
+    let warmup: Warmup
     let logger: Logger
 
     func run() async throws {
@@ -219,6 +265,7 @@ struct MembershipFollower: Service {
             return Endpoint(id: member.name, address: .init(host: address.host, port: Int(address.port)))
         }
         self.pool.update(endpoints)
+        if !endpoints.isEmpty { self.warmup.loaded(self.pool.name) }
     }
 }
 
@@ -228,22 +275,25 @@ struct ServiceFollower: Service {
     let pool: UpstreamPool
     let agents: UpstreamPool
     let http: HTTPClient
+    let warmup: Warmup
     let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            // An index is a counter of the agent that gave it: start again at 0 when asking another agent.
-            var index: Int64 = 0
+            // The first question is a plain lookup (so an unknown service, whose index stays 0, is answered at
+            // once); later ones block on the index of the last answer. An index is a counter of the agent that
+            // gave it: ask plainly again when asking another agent.
+            var index: Int64?
             var asked = ""
             while !Task.isCancelled {
                 guard let agent = self.agents.status().first(where: \.isHealthy) else {
                     try? await Task.sleep(for: .milliseconds(200))
                     continue
                 }
-                if agent.id != asked { index = 0 }
+                if agent.id != asked { index = nil }
                 asked = agent.id
-                var request = HTTPClientRequest(
-                    url: "http://\(agent.address)/v1/services/\(self.service)?passing&index=\(index)&wait=30s")
+                let blocking = index.map { "&index=\($0)&wait=30s" } ?? ""
+                var request = HTTPClientRequest(url: "http://\(agent.address)/v1/services/\(self.service)?passing\(blocking)")
                 request.headers.add(name: "User-Agent", value: "gossamer-lb")
                 do {
                     let response = try await self.http.execute(request, timeout: .seconds(40))
@@ -254,10 +304,11 @@ struct ServiceFollower: Service {
                         Endpoint(id: $0.id, address: .init(host: $0.address, port: $0.port), weight: $0.weight, zone: $0.zone)
                     })
                     index = lookup.index
+                    self.warmup.loaded(self.service)
                 } catch {
                     if Task.isCancelled { return }
                     self.logger.warning("cannot read service instances; retrying", metadata: ["lb.service": "\(self.service)", "lb.error": "\(error)"])
-                    index = 0
+                    index = nil
                     try? await Task.sleep(for: .seconds(1))
                 }
             }

@@ -57,6 +57,28 @@ final class LBProcess: @unchecked Sendable {
         return seen
     }
 
+    /// The lb listens only once its pools are loaded, so the very first requests are served, not 503.
+    @Test func test_lbListensOnceItsPoolsAreLoaded_firstRequestsAnswered() async throws {
+        let agents = try await self.cluster.startCluster(2, prefix: "lbw")
+        defer { for agent in agents { agent.kill9() } }
+        let target = URL(string: agents[1].address)!
+        let registered = try await agents[0].client.send(
+            .PUT, "/v1/services/payments/instances/p1", body: Data(#"{"address":"127.0.0.1","port":\#(target.port ?? 0)}"#.utf8))
+        #expect(registered.status == 200)
+        let lb = try LBProcess(arguments: ["--join", agents[0].gossipAddress, "--route", "/svc/pay/=payments,/svc/none/=nothing-here"])
+        try await lb.start()
+        let client = GossamerClient(base: lb.address)
+        let agentsRoute = try await client.send(.GET, "/v1/status", timeout: .seconds(2) as TimeAmount)
+        #expect(agentsRoute.status == 200, "\(agentsRoute.status): \(String(decoding: agentsRoute.body, as: UTF8.self))")
+        let serviceRoute = try await client.send(.GET, "/svc/pay/v1/status", timeout: .seconds(2) as TimeAmount)
+        #expect(serviceRoute.status == 200, "\(serviceRoute.status): \(String(decoding: serviceRoute.body, as: UTF8.self))")
+        #expect(serviceRoute.header("X-Gossamer-Node") == agents[1].node)
+        // A service with no instances is loaded too (empty): no warm-up warning, and its route answers 503.
+        let empty = try await client.send(.GET, "/svc/none/", timeout: .seconds(2) as TimeAmount)
+        #expect(empty.status == 503)
+        #expect(!lb.logs.contains("listening before every pool is loaded"), "\(lb.logs.suffix(1500))")
+    }
+
     @Test func test_threeAgentsAndLB_kill9OneUnderLoad_lbStopsRoutingToIt() async throws {
         let agents = try await self.cluster.startCluster(3, prefix: "lbt")
         defer { for agent in agents { agent.kill9() } }
