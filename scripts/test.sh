@@ -32,3 +32,5 @@ export GOSSAMER_BIN="$(swift build --show-bin-path)/gossamer"
 # --no-parallel: the simulator and fuzz tests are CPU-bound and would starve the socket and process tests of
 # the two cooperative threads, making their timeouts flaky; one at a time the whole suite takes about 2 minutes.
 swift test --skip-build --disable-xctest --no-parallel
+# Every example in README.md's tour and docs/api.md, run against real agents and a real lb (about 30 s).
+python3 scripts/check-docs.py --bin "$GOSSAMER_BIN"
