@@ -7,10 +7,11 @@ from the code.
 - README.md: the tour's blocks (from "5-minute tour" to the end of the alerts block) run in order in one bash,
   in a temporary directory, with `gossamer` on PATH. The tour's fixed ports (7700-7703, 7946-7950, 8080, 9001) are
   mapped to free loopback ports, so nothing else on the machine is touched.
-- docs/api.md: every `curl` example runs, in document order, against two agents (`n1` is `$A`, `b` is its peer;
+- docs/api.md: every `curl`, `gossamer` and (with REDIS_PORT set) `redis-cli` example runs, in document order
+  (with GOSSAMER_ADDR=$A, and the db.yaml and ops.json they name), against two agents (`n1` is `$A`, `b` is its peer;
   gossip encrypted, `debug_metrics = true`, Redis when REDIS_PORT is set) and a `gossamer lb` (`$L`).
 
-Every command must succeed: a CLI command exits 0; a curl gets a 2xx answer, or the status its comment names
+Every command must succeed: a CLI command exits 0 (or the status a following `(exit N)` names); a curl gets a 2xx answer, or the status its comment names
 (`# 409 ...` on the same line, or `# 504 {...}` / `# (status 400 ...` on the next). A streaming command (`curl -N`,
 `watch`) must still be running and have printed something after 2 s. Blocking queries wait 1 s instead of 30 s.
 Examples with placeholders (`<base64>`, `…`, `[--json]`) are skipped, and `POST /v1/agent/leave`, which stops
@@ -72,6 +73,7 @@ class Command:
         self.line = line
         self.source = source
         self.expected = None      # HTTP status a curl must get (None: any 2xx)
+        self.expected_exit = None # exit status another command must end with (None: 0)
 
     def __repr__(self):
         return f"{self.source}:{self.line}: {self.text}"
@@ -144,6 +146,10 @@ def commands(path: str, first_line: int = 0, last_line: int = 10**9):
                         m = re.match(r"#\s*(\d{3})\b", raw.strip()) or re.search(r"\(status (\d{3})\b", raw)
                         if m and result[-1].text.startswith("curl") and n - result[-1].line <= 3:
                             result[-1].expected = int(m.group(1))
+                    if result and result[-1].source == source and not result[-1].text.startswith("curl"):
+                        m = re.search(r"\(exit (\d+)\)", raw)
+                        if m and n - result[-1].line <= 3:
+                            result[-1].expected_exit = int(m.group(1))
                     continue
                 pending, pending_line = raw, n
             else:
@@ -165,8 +171,12 @@ def commands(path: str, first_line: int = 0, last_line: int = 10**9):
     return result
 
 
-def placeholder(cmd: Command) -> bool:
-    return bool(re.search(r"<[a-z0-9-]+>|…|\[--", cmd.text))
+def skip_reason(cmd: Command):
+    if re.search(r"<[a-z0-9-]+>|…|\[--", cmd.text):
+        return "placeholder"
+    if re.match(r"gossamer agent ", cmd.text) and not cmd.text.rstrip().endswith("&"):
+        return "runs until stopped"
+    return None
 
 
 # --- Running ---------------------------------------------------------------------------------------------------
@@ -187,6 +197,7 @@ __check_curl() {  # expected-status command...
   elif [ "$status" = "$expected" ]; then return 0; fi
   echo "HTTP $status, expected $expected"; return 1
 }
+if [ -n "${REDIS_PORT:-}" ]; then redis-cli() { command redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }; fi
 __stream() {  # runs a streaming command for 2 s: it must print something and still be running
   local out; out=$(mktemp)
   "$@" > "$out" 2>&1 &
@@ -204,7 +215,7 @@ def shell_form(cmd: Command) -> str:
     """The command as the runner executes it."""
     text = cmd.text.replace("wait=30s", "wait=1s")
     words = text.split()
-    if words[0] == "curl" and "-N" in words or re.match(r"gossamer (kv|services) watch", text):
+    if words[0] == "curl" and "-N" in words or re.match(r"gossamer (kv|services) watch|redis-cli SUBSCRIBE", text):
         return "__stream " + text
     if words[0] == "curl" and "-o" not in words and "$(" not in text.split("curl", 1)[0] and "|" not in text:
         expected = str(cmd.expected) if cmd.expected else "2xx"
@@ -227,14 +238,19 @@ class Runner:
         marker = "__DOCS_DONE__"
         try:
             for cmd in cmds:
-                if placeholder(cmd):
+                reason = skip_reason(cmd)
+                if reason:
                     self.skipped += 1
                     if self.verbose:
-                        print(f"skip  {cmd.source}:{cmd.line}: {cmd.text.splitlines()[0][:100]} (placeholder)")
+                        print(f"skip  {cmd.source}:{cmd.line}: {cmd.text.splitlines()[0][:100]} ({reason})")
                     continue
                 form = shell_form(cmd)
                 if form.rstrip().endswith("&"):
                     script = f"{form} echo; echo {marker} 0\n"
+                elif cmd.expected_exit is not None:
+                    n = cmd.expected_exit
+                    script = (f"{form}\n__rc=$?; if [ $__rc -eq {n} ]; then __rc=0; else echo \"exit $__rc, expected {n}\"; "
+                              f"__rc=1; fi; echo; echo {marker} $__rc\n")
                 else:
                     script = f"{form}\n__rc=$?; echo; echo {marker} $__rc\n"
                 try:
@@ -322,13 +338,19 @@ def readme_tour(binary: str, runner: Runner, workdir: str):
 
 def api_examples(binary: str, runner: Runner, workdir: str):
     path = os.path.join(ROOT, "docs", "api.md")
-    cmds = [c for c in commands(path) if re.match(r"curl |head |[A-Z]+=\$\(curl ", c.text)]
+    runs = r"curl |head |gossamer |[A-Z]+=\$\(curl " + ("|redis-cli " if os.environ.get("REDIS_PORT") else "")
+    cmds = [c for c in commands(path) if re.match(runs, c.text)]
     last = [c for c in cmds if "/v1/agent/leave" in c.text]
     cmds = [c for c in cmds if c not in last] + last
     key = subprocess.run([binary, "keygen"], capture_output=True, text=True, check=True).stdout.strip()
     p = {name: free_port() for name in ("a_http", "a_gossip", "b_http", "b_gossip", "l_http", "l_gossip")}
     with open(os.path.join(workdir, "n1.toml"), "w") as f:
         f.write("debug_metrics = true\n")
+    # The files the CLI examples name.
+    with open(os.path.join(workdir, "db.yaml"), "w") as f:
+        f.write("port: 5432\n")
+    with open(os.path.join(workdir, "ops.json"), "w") as f:
+        f.write('{"ops": [{"op": "set", "key": "prod/x", "value": "2"}]}\n')
     redis = []
     if os.environ.get("REDIS_PORT"):
         redis = ["--redis", f"redis://127.0.0.1:{os.environ['REDIS_PORT']}/0"]
@@ -355,7 +377,7 @@ def api_examples(binary: str, runner: Runner, workdir: str):
         if not wait_http(f"http://127.0.0.1:{p['l_http']}/_lb/upstreams", lambda body: body.count('"healthy":true') >= 2):
             raise SystemExit("the lb for docs/api.md did not see both agents within 30 s")
         env = dict(os.environ, PATH=f"{os.path.dirname(binary)}:{os.environ['PATH']}", A=a,
-                   L=f"http://127.0.0.1:{p['l_http']}")
+                   L=f"http://127.0.0.1:{p['l_http']}", GOSSAMER_ADDR=a)
         runner.run(cmds, env, workdir)
     finally:
         for proc in procs:
@@ -390,7 +412,7 @@ def main():
             fn(binary, runner, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"docs examples: {runner.ran} run, {len(runner.failed)} failed, {runner.skipped} skipped (placeholders), "
+    print(f"docs examples: {runner.ran} run, {len(runner.failed)} failed, {runner.skipped} skipped (placeholders, long-running), "
           f"{time.monotonic() - started:.0f} s")
     sys.exit(1 if runner.failed else 0)
 
