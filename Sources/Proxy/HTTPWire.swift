@@ -65,7 +65,11 @@ enum HTTPWire {
     struct RequestHead {
         var head: Head
         var method: String
+        /// The target in origin form (`/path?query`), also when the client sent the absolute form.
         var uri: String
+        /// The authority of an absolute-form target (`GET http://host:port/path`), which replaces `Host` (RFC 9112
+        /// §3.2.2); `nil` for the usual origin form.
+        var authority: String? = nil
         var framing: Framing
         /// The client keeps the connection open after this exchange (HTTP/1.1 without `close`, or HTTP/1.0 with
         /// `keep-alive`).
@@ -132,16 +136,41 @@ enum HTTPWire {
                 let fields = try Self.parseFields(raw, from: lineEnd + 2)
                 let head = Head(bytes: bytes, fields: fields, fieldsStart: lineEnd + 2, minorVersion: minor)
                 let method = String(decoding: UnsafeRawBufferPointer(rebasing: raw[0..<space1]), as: UTF8.self)
-                let uri = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(space1 + 1)..<space2]), as: UTF8.self)
+                let target = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(space1 + 1)..<space2]), as: UTF8.self)
+                let (uri, authority) = try Self.originForm(target)
                 let framing = try Self.requestFraming(raw, fields)
                 let (keepAlive, upgrade) = Self.connectionFlags(raw, fields, minor: minor)
                 return .success(
-                    RequestHead(head: head, method: method, uri: uri, framing: framing, keepAlive: keepAlive, isUpgrade: upgrade))
+                    RequestHead(
+                        head: head, method: method, uri: uri, authority: authority, framing: framing, keepAlive: keepAlive,
+                        isUpgrade: upgrade))
             } catch {
                 return .failure(error)
             }
         }
         return try parsed.get()
+    }
+
+    /// A request target in origin form, and the authority when it came in absolute form. A server must accept the
+    /// absolute form (RFC 9112 §3.2.2), which clients send to proxies: `http://host:port/path?q` becomes
+    /// `/path?q` with authority `host:port`. Other targets (origin form, `*`) are returned as they are.
+    static func originForm(_ target: String) throws(ParseError) -> (uri: String, authority: String?) {
+        guard let first = target.utf8.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "*") else { return (target, nil) }
+        guard let colon = target.firstIndex(of: ":"), target[colon...].hasPrefix("://") else {
+            throw ParseError("the request target must be a path such as /v1/kv/key, or an absolute http:// URL")
+        }
+        let scheme = target[..<colon].lowercased()
+        guard scheme == "http" || scheme == "https" else {
+            throw ParseError("the request target's scheme must be http or https, not '\(scheme)'")
+        }
+        let rest = target[target.index(colon, offsetBy: 3)...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        guard !authority.isEmpty, !authority.contains("@") else {
+            throw ParseError("the request target's authority must be host[:port], without user information")
+        }
+        let path = rest[authorityEnd...].prefix { $0 != "#" }
+        return (path.first == "/" ? String(path) : "/" + path, String(authority))
     }
 
     /// Parses a response head. `noBody` is set for the answer to a HEAD request, which never has a body.

@@ -20,7 +20,8 @@ enum HeaderRewriting {
     static let protected: [StaticString] = ["host", "content-length", "transfer-encoding"]
 
     /// The head to send upstream: the request line with `uri`, always HTTP/1.1 keep-alive; hop-by-hop fields out,
-    /// `X-Forwarded-For` (appended to), `X-Forwarded-Proto` and `Via` in.
+    /// `X-Forwarded-For` (appended to), `X-Forwarded-Proto` and `Via` in; for an absolute-form request, `Host` is its
+    /// authority.
     static func upstreamRequest(
         _ request: HTTPWire.RequestHead, uri: String, clientIP: String, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
@@ -41,7 +42,13 @@ enum HeaderRewriting {
                     continue
                 }
                 if HTTPWire.equalsIgnoringCase(raw, name, "x-forwarded-proto") { continue }
+                if request.authority != nil, HTTPWire.equalsIgnoringCase(raw, name, "host") { continue }
                 Self.copyLine(raw, field, into: &out)
+            }
+            if let authority = request.authority {
+                out.writeStaticString("Host: ")
+                out.writeString(authority)
+                out.writeStaticString("\r\n")
             }
             out.writeStaticString("X-Forwarded-For: ")
             for range in forwardedFor {

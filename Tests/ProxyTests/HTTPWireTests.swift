@@ -111,6 +111,10 @@ import Testing
         ("GET /\u{1}x HTTP/1.1\r\n\r\n", "control character"),
         ("GARBAGE\r\n\r\n", "method"),
         ("GET  HTTP/1.1\r\n\r\n", "target"),
+        ("GET v1/kv/a HTTP/1.1\r\n\r\n", "must be a path"),
+        ("GET ftp://h/x HTTP/1.1\r\n\r\n", "scheme must be http or https"),
+        ("GET http://user@h/x HTTP/1.1\r\n\r\n", "without user information"),
+        ("GET http:///x HTTP/1.1\r\n\r\n", "authority"),
     ])
     func test_malformedRequestHeads_areRefused(input: String, reason: String) {
         let error = #expect(throws: HTTPWire.ParseError.self) { _ = try self.decode(input, step: 1000) }
@@ -129,6 +133,21 @@ import Testing
         // Trailers count against the limit too
         let trailers = String(repeating: "X-T: 1\r\n", count: 100)
         #expect(throws: HTTPWire.ParseError.self) { _ = try self.decode(head + "0\r\n" + trailers + "\r\n", step: 1000, maxHead: 256) }
+    }
+
+    /// A server must accept absolute-form targets (RFC 9112 §3.2.2): routing and forwarding use the origin form.
+    @Test(arguments: [
+        ("http://example.com:8080/v1/kv/a?raw", "/v1/kv/a?raw", "example.com:8080"),
+        ("HTTP://h", "/", "h"),
+        ("https://h?x=1", "/?x=1", "h"),
+        ("http://h/p#fragment", "/p", "h"),
+        ("/v1/kv/a", "/v1/kv/a", nil),
+        ("*", "*", nil),
+    ] as [(String, String, String?)])
+    func test_absoluteFormTarget_becomesOriginFormWithAuthority(target: String, uri: String, authority: String?) throws {
+        let head = try HTTPWire.parseRequest(ByteBuffer(string: "GET \(target) HTTP/1.1\r\nHost: ignored\r\n\r\n"))
+        #expect(head.uri == uri)
+        #expect(head.authority == authority)
     }
 
     @Test func test_requestFlags_keepAliveAndUpgrade() throws {

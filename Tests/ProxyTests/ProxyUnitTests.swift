@@ -54,6 +54,16 @@ import Testing
         #expect(reparsed.framing == .chunked)
     }
 
+    @Test func test_upstreamRequest_absoluteForm_hostIsTheAuthority() throws {
+        let request = try HTTPWire.parseRequest(
+            ByteBuffer(string: "GET http://config.internal:7700/v1/kv/a HTTP/1.1\r\nHost: other\r\nAccept: */*\r\n\r\n"))
+        let upstream = HeaderRewriting.upstreamRequest(request, uri: request.uri, clientIP: "192.0.2.7", allocator: .init())
+        #expect(
+            String(buffer: upstream)
+                == "GET /v1/kv/a HTTP/1.1\r\nAccept: */*\r\nHost: config.internal:7700\r\n"
+                + "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nVia: 1.1 gossamer\r\n\r\n")
+    }
+
     @Test func test_clientResponse_http10Client_getsVersionAndConnection() throws {
         let head = try HTTPWire.parseResponse(
             ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n\r\n"), noBody: false)
