@@ -6,7 +6,7 @@ HTTP ?= 127.0.0.1:7700
 DATA ?= ./data
 
 BUILD_DEBS := pkg-config libsqlite3-dev libhiredis-dev libcurl4-openssl-dev
-TEST_DEBS := $(BUILD_DEBS) redis-server
+TEST_DEBS := $(BUILD_DEBS) redis-server curl python3
 
 .PHONY: run test build deps bench-kv bench-gossip bench-picker bench-registry bench-lb bench-alerts clean help
 
