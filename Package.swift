@@ -225,7 +225,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConfigCenterTests",
-            dependencies: ["ConfigCenter", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ConfigCenter", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

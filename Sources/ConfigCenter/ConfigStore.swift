@@ -21,12 +21,6 @@ public final class ConfigStore: Sendable {
     /// The keyspace digest, kept current by the writer after every commit.
     let digestBox: DigestBox
     private let committer: GroupCommit<WriteRequest, Result<WriteReceipt, ConfigStoreError>>
-    /// Background WAL checkpoints (file-backed stores only).
-    private let checkpointer: WALCheckpointer?
-
-    /// The writer connection checkpoints by itself only past this many WAL pages (128 MiB of 4 KiB pages), a
-    /// safety net: `WALCheckpointer` restarts the log at a quarter of that, off the commit path.
-    static let writerCheckpointPages = 32_768
 
     /// One unit of work for the writer: client operations applied all-or-nothing, versions replicated from
     /// other agents, or keys to forget. All go through group commit, so the digest, the read cache and the
@@ -64,15 +58,10 @@ public final class ConfigStore: Sendable {
         let synchronous = settings.durability == .full ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.writerCheckpointPages)")
-            // When the log starts over, its file is cut back to 16 MiB: a burst of writes does not leave a
-            // 100 MB file behind.
-            try db.execute(sql: "PRAGMA journal_size_limit = \(16 << 20)")
         }
         configuration.busyMode = .timeout(10)
-        let path = directory.appendingPathComponent("gossamer.sqlite").path
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try self.init(dbWriter: pool, settings: settings, checkpointer: try WALCheckpointer(path: path, interval: .milliseconds(100)))
+        let pool = try DatabasePool(path: directory.appendingPathComponent("gossamer.sqlite").path, configuration: configuration)
+        try self.init(dbWriter: pool, settings: settings)
     }
 
     /// An in-memory store (tests, previews): same SQL, same migrations, nothing on disk.
@@ -81,12 +70,7 @@ public final class ConfigStore: Sendable {
     }
 
     /// Opens a store on any GRDB writer (tests pass `DatabaseQueue()` for an in-memory database).
-    public convenience init(dbWriter: any DatabaseWriter, settings: ConfigSettings) throws {
-        try self.init(dbWriter: dbWriter, settings: settings, checkpointer: nil)
-    }
-
-    init(dbWriter: any DatabaseWriter, settings: ConfigSettings, checkpointer: WALCheckpointer?) throws {
-        self.checkpointer = checkpointer
+    public init(dbWriter: any DatabaseWriter, settings: ConfigSettings) throws {
         self.settings = settings
         self.dbWriter = dbWriter
         self.feed = ChangeFeed()
