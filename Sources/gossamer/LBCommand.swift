@@ -12,8 +12,9 @@ struct LBCommand: AsyncParsableCommand {
             The load balancer joins the cluster by gossip as a member tagged role=lb that stores no data, and \
             proxies to the alive agents' HTTP APIs: an agent that dies leaves the pool within the gossip \
             detection time. Each --route sends a path prefix to the passing instances of a registered service \
-            (the prefix is stripped). Admin: GET /_lb/upstreams (JSON) and GET /_lb/metrics (Prometheus text). \
-            Stop with Ctrl-C or SIGTERM.
+            (the prefix is stripped). It starts listening once it knows an agent and has loaded every routed \
+            service (at most 5 s; then it listens anyway and logs the pools still empty). Admin: GET \
+            /_lb/upstreams (JSON) and GET /_lb/metrics (Prometheus text). Stop with Ctrl-C or SIGTERM.
 
             Examples:
               gossamer lb --listen 127.0.0.1:8080 --gossip 127.0.0.1:7950 \\
