@@ -99,16 +99,21 @@ def split_comment(line: str):
     return line.rstrip(), ""
 
 
-def complete(text: str) -> bool:
-    if text.endswith("\\"):
-        return False
-    if "<<'EOF'" in text:
-        return text.rstrip().endswith("\nEOF")
+def finished(pending: str):
+    """(code, trailing comment) once `pending` holds a whole command, else None: no trailing backslash, no open
+    quote, a heredoc up to its EOF line."""
+    if "<<'EOF'" in pending:
+        return (pending, "") if pending.rstrip().endswith("\nEOF") else None
+    head, _, tail = pending.rpartition("\n")
+    tail, comment = split_comment(tail)
+    code = f"{head}\n{tail}" if head else tail
+    if code.endswith("\\"):
+        return None
     try:
-        shlex.split(text)
-        return True
+        shlex.split(code)
     except ValueError:
-        return False
+        return None
+    return code, comment
 
 
 def blocks(path: str):
@@ -141,27 +146,24 @@ def commands(path: str, first_line: int = 0, last_line: int = 10**9):
                 if not raw.strip():
                     continue
                 if raw.lstrip().startswith("#"):
-                    # A comment line after a command may name the status that command gets.
-                    if result and result[-1].source == source and result[-1].expected is None:
+                    # A comment line just after a command may name what it gets: a curl's status, another
+                    # command's exit status.
+                    last = result[-1] if result and result[-1].source == source and n - result[-1].line <= 3 else None
+                    if last and last.text.startswith("curl"):
                         m = re.match(r"#\s*(\d{3})\b", raw.strip()) or re.search(r"\(status (\d{3})\b", raw)
-                        if m and result[-1].text.startswith("curl") and n - result[-1].line <= 3:
-                            result[-1].expected = int(m.group(1))
-                    if result and result[-1].source == source and not result[-1].text.startswith("curl"):
+                        if m and last.expected is None:
+                            last.expected = int(m.group(1))
+                    elif last:
                         m = re.search(r"\(exit (\d+)\)", raw)
-                        if m and n - result[-1].line <= 3:
-                            result[-1].expected_exit = int(m.group(1))
+                        if m:
+                            last.expected_exit = int(m.group(1))
                     continue
                 pending, pending_line = raw, n
             else:
                 pending += "\n" + raw
-            code, _ = split_comment(pending) if "\n" not in pending else (pending, "")
-            if complete(pending if "<<'EOF'" in pending else code):
-                if "<<'EOF'" in pending:
-                    code, comment = pending, ""
-                else:
-                    head, _, tail = pending.rpartition("\n")
-                    code_tail, comment = split_comment(tail)
-                    code = (head + "\n" + code_tail) if head else code_tail
+            done = finished(pending)
+            if done:
+                code, comment = done
                 cmd = Command(code.strip(), comment, pending_line, source)
                 m = re.match(r"(\d{3})\b", comment)
                 if m and cmd.text.startswith("curl"):
@@ -217,7 +219,7 @@ def shell_form(cmd: Command) -> str:
     words = text.split()
     if words[0] == "curl" and "-N" in words or re.match(r"gossamer (kv|services) watch|redis-cli SUBSCRIBE", text):
         return "__stream " + text
-    if words[0] == "curl" and "-o" not in words and "$(" not in text.split("curl", 1)[0] and "|" not in text:
+    if words[0] == "curl" and "-o" not in words and "|" not in text:
         expected = str(cmd.expected) if cmd.expected else "2xx"
         return f"__check_curl {expected} " + text[len("curl"):].lstrip()
     return text
@@ -230,7 +232,7 @@ class Runner:
         self.ran = 0
         self.skipped = 0
 
-    def run(self, cmds, env: dict, cwd: str, background_ports=None):
+    def run(self, cmds, env: dict, cwd: str):
         """Runs the commands in one bash, in order; background ones (`&`) are waited for by their port."""
         bash = subprocess.Popen(["bash"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, cwd=cwd, env=env, start_new_session=True)

@@ -138,7 +138,7 @@ public final class LoadBalancerRuntime: Sendable {
         }
         self.agents = UpstreamPool(name: "agents", settings: settings.proxy.lbSettings)
         self.services = settings.routes.map { ($0.service, UpstreamPool(name: $0.service, settings: settings.proxy.lbSettings)) }
-        self.warmup = Warmup(["agents"] + settings.routes.map(\.service))
+        self.warmup = Warmup([self.agents.name] + settings.routes.map(\.service))
         var routes = [Route(pathPrefix: "/", pool: self.agents, stripPrefix: false)]
         for (route, service) in zip(settings.routes, self.services) {
             routes.append(Route(pathPrefix: route.prefix, pool: service.pool, stripPrefix: true))
