@@ -25,12 +25,31 @@ public enum ConfigKey {
             throw .badKey("key is \(key.utf8.count) bytes; the limit is \(self.maxBytes)")
         }
         if key.hasPrefix("/") { throw .badKey("key '\(key)' starts with '/'; write it without the leading slash") }
-        for scalar in key.unicodeScalars where scalar.value < 0x20 || scalar.value == 0x7F {
-            throw .badKey("key contains the control character U+\(String(scalar.value, radix: 16, uppercase: true))")
+        // Byte scans, not `split`: every request names a key, and the checks should not allocate. (A control
+        // character is one byte in UTF-8: every byte of a multi-byte scalar is 0x80 or above.)
+        for byte in key.utf8 where byte < 0x20 || byte == 0x7F {
+            throw .badKey("key contains the control character U+\(String(byte, radix: 16, uppercase: true))")
         }
-        for segment in key.split(separator: "/", omittingEmptySubsequences: false) {
-            if segment.isEmpty { throw .badKey("key '\(key)' has an empty segment ('//')") }
-            if segment == "." || segment == ".." { throw .badKey("key '\(key)' has a '\(segment)' segment") }
+        var length = 0
+        var dots = 0
+        for byte in key.utf8 {
+            if byte == UInt8(ascii: "/") {
+                try self.checkSegment(length: length, dots: dots, key: key)
+                length = 0
+                dots = 0
+            } else {
+                length += 1
+                if byte == UInt8(ascii: ".") { dots += 1 }
+            }
+        }
+        try self.checkSegment(length: length, dots: dots, key: key)
+    }
+
+    /// A segment of `length` bytes, `dots` of them '.': refused when empty, `.` or `..`.
+    private static func checkSegment(length: Int, dots: Int, key: String) throws(ConfigStoreError) {
+        if length == 0 { throw .badKey("key '\(key)' has an empty segment ('//')") }
+        if length == dots, length <= 2 {
+            throw .badKey("key '\(key)' has a '\(String(repeating: ".", count: length))' segment")
         }
     }
 

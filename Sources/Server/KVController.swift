@@ -150,7 +150,7 @@ struct KVController: Sendable {
     // MARK: - PUT
 
     @Sendable func put(request: Request, context: AgentRequestContext) async throws -> Response {
-        let flags = try QueryFlags(request, allowed: Set(["cas", "type"]).union(WriteConcern.parameters), endpoint: "PUT /v1/kv")
+        let flags = try QueryFlags(request, allowed: ["cas", "type"] + WriteConcern.parameters, endpoint: "PUT /v1/kv")
         let concern = try WriteConcern.parse(flags)
         let key = try Self.key(request)
         let limit = self.store.settings.maxValueBytes
@@ -171,7 +171,7 @@ struct KVController: Sendable {
     // MARK: - DELETE
 
     @Sendable func delete(request: Request, context: AgentRequestContext) async throws -> Response {
-        let flags = try QueryFlags(request, allowed: Set(["cas", "recurse"]).union(WriteConcern.parameters), endpoint: "DELETE /v1/kv")
+        let flags = try QueryFlags(request, allowed: ["cas", "recurse"] + WriteConcern.parameters, endpoint: "DELETE /v1/kv")
         let concern = try WriteConcern.parse(flags)
         try flags.exclusive(["cas", "recurse"])
         let key = try Self.key(request)
@@ -193,7 +193,7 @@ struct KVController: Sendable {
     // MARK: - POST (rollback)
 
     @Sendable func post(request: Request, context: AgentRequestContext) async throws -> Response {
-        let flags = try QueryFlags(request, allowed: Set(["rollback"]).union(WriteConcern.parameters), endpoint: "POST /v1/kv")
+        let flags = try QueryFlags(request, allowed: ["rollback"] + WriteConcern.parameters, endpoint: "POST /v1/kv")
         let concern = try WriteConcern.parse(flags)
         let key = try Self.key(request)
         guard let target = try flags.int("rollback", min: 1) else {
@@ -214,6 +214,8 @@ struct KVController: Sendable {
     static func key(_ request: Request, prefix: String = "/v1/kv") throws(APIError) -> String {
         var rest = request.uri.path.dropFirst(prefix.count)
         if rest.hasPrefix("/") { rest = rest.dropFirst() }
+        // Most keys are plain: only a path with an escape pays for decoding.
+        if !rest.utf8.contains(UInt8(ascii: "%")) { return String(rest) }
         guard let key = String(rest).removingPercentEncoding else {
             throw APIError.badRequest("the key in the path is not valid percent-encoded UTF-8", code: "bad_key")
         }

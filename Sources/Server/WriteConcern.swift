@@ -8,7 +8,7 @@ struct WriteConcern: Sendable {
     var replicas: Int?
     var timeout: Duration?
 
-    static let parameters: Set<String> = ["replicas", "timeout"]
+    static let parameters = ["replicas", "timeout"]
 
     /// The concern the query asks for; nil when it asks for none beyond this agent.
     static func parse(_ flags: QueryFlags) throws(APIError) -> WriteConcern? {
