@@ -20,11 +20,7 @@ struct ClientOptions: ParsableArguments {
 enum Output {
     /// Sends every log line to standard error at `level` (the long-running commands, once per process).
     static func bootstrapLogging(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level) }
     }
 
     /// Writes one line to standard output at once (unbuffered), for streams and readiness lines.

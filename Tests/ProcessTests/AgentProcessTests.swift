@@ -50,6 +50,13 @@ import Testing
         r = try await runCLI(["kv", "get", "x", "--addr", "http://127.0.0.1:1"])
         #expect(r.status == 1 && r.stderr.contains("is `gossamer agent` running"), "\(r)")
         #expect(await agent.terminate() == 0, "graceful shutdown exits 0: \(agent.logs)")
+
+        // The agent's log: one line per event, `<time> <level> <label>: <metadata> [<source>] <message>`.
+        let log = try String(contentsOf: agent.logDir.appendingPathComponent("stderr"), encoding: .utf8)
+        let lines = log.split(separator: "\n")
+        let format = #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4} (trace|debug|info|notice|warning|error|critical) gossamer[.a-z-]*:( [^ =]+=.*)? \[[A-Za-z]+\] .+$"#
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.range(of: format, options: .regularExpression) != nil }, "\(log)")
+        #expect(lines.contains { $0.contains(" info gossamer: node=tour [HummingbirdCore] Server started and listening on 127.0.0.1:") }, "\(log)")
     }
 
     /// A watcher that disconnects and resumes from its last event id misses nothing; an unknown cursor gets a snapshot.
