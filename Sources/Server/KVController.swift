@@ -248,8 +248,15 @@ struct KVController: Sendable {
 
     /// A content type implied by the request's `Content-Type`, when `?type=` is not given.
     static func contentType(fromMediaType mediaType: String?) -> String? {
-        guard let mediaType = mediaType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() else { return nil }
-        switch mediaType {
+        // The type before any parameters, without surrounding blanks (Foundation's trimming bridges to NSString:
+        // 2% of a PUT's CPU).
+        guard let full = mediaType?.utf8 else { return nil }
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let head = full.prefix { $0 != UInt8(ascii: ";") }
+        guard let first = head.firstIndex(where: { !isBlank($0) }), let last = head.lastIndex(where: { !isBlank($0) }) else {
+            return nil
+        }
+        switch String(decoding: full[first...last], as: UTF8.self).lowercased() {
         case "application/json": return "json"
         case "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml": return "yaml"
         default: return nil

@@ -52,6 +52,17 @@ func errorCode(_ buffer: ByteBuffer) -> String? {
         }
     }
 
+    /// A PUT's `Content-Type` names the stored type: parameters and blanks ignored, case-insensitive.
+    @Test(arguments: [
+        ("application/json", "json"), ("application/json; charset=utf-8", "json"), ("  Application/JSON ;x=1", "json"),
+        ("text/yaml", "yaml"), ("application/x-yaml\t", "yaml"), ("text/plain", nil), ("", nil), (" ; charset=utf-8", nil),
+        ("application/jsonx", nil),
+    ] as [(String, String?)])
+    func test_contentType_fromMediaType(_ mediaType: String, _ expected: String?) {
+        #expect(KVController.contentType(fromMediaType: mediaType) == expected)
+        #expect(KVController.contentType(fromMediaType: nil) == nil)
+    }
+
     @Test func test_binaryValue_roundTripsAsBase64() async throws {
         let (app, _) = try makeApp()
         try await app.test(.router) { client in
