@@ -116,10 +116,13 @@ public final class AgentRuntime: Sendable {
         let cluster = self.gossip.map { GossipClusterView(node: $0, runtime: self) }
         var cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))?
         if let mirror = self.redisMirror { cacheStatus = { mirror.status } }
+        let httpMetrics = HTTPMetricsCache(factory: self.metrics.registry)
+        let serverName = "gossamer/\(gossamerVersion)"
+        let fastReads = FastReads(store: self.store, settings: server, serverName: serverName, metrics: httpMetrics)
         let router = buildRouter(
             store: self.store, settings: server, cluster: cluster, replicator: self.replicator,
             registry: RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus),
-            metrics: { [metrics = self.metrics] in await metrics.scrape() }, alerts: self.alerting, httpMetrics: self.metrics.registry)
+            metrics: { [metrics = self.metrics] in await metrics.scrape() }, alerts: self.alerting, httpMetrics: httpMetrics)
         if self.faults.enabled, let gossip = self.gossip { FaultRoutes(faults: self.faults, gossip: gossip).addRoutes(to: router) }
         let settings = self.settings
         let gossip = self.gossip
@@ -127,7 +130,8 @@ public final class AgentRuntime: Sendable {
         let onReady = self.onReady
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "gossamer/\(gossamerVersion)"),
+            server: .http1(configuration: .init(additionalChannelHandlers: fastReads.map { [$0.channelHandler()] } ?? [])),
+            configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: serverName),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "http://\($0.ipAddress ?? settings.httpHost):\($0.port ?? settings.httpPort)" }
                     ?? "http://\(settings.httpHost):\(settings.httpPort)"

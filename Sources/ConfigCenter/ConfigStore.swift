@@ -120,6 +120,12 @@ public final class ConfigStore: Sendable {
         return found
     }
 
+    /// The current version of `key` when the read cache holds it, without waiting: the HTTP fast path answers from
+    /// this on the event loop and leaves everything else (a miss, an invalid key) to `current(_:)`.
+    public func cachedCurrent(_ key: String) -> KVVersion? {
+        self.cache.get(key)
+    }
+
     /// The live value of `key`; nil when it does not exist or was deleted.
     public func get(_ key: String) async throws -> KVVersion? {
         guard let current = try await self.current(key), !current.tombstone else { return nil }

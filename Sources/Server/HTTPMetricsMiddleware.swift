@@ -12,8 +12,8 @@ import Synchronization
 struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let cache: HTTPMetricsCache
 
-    init(factory: any MetricsFactory) {
-        self.cache = HTTPMetricsCache(factory: factory)
+    init(cache: HTTPMetricsCache) {
+        self.cache = cache
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -40,8 +40,9 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The counters and timers of ``HTTPMetricsMiddleware``, created once per label set.
-final class HTTPMetricsCache: Sendable {
+/// The counters and timers of ``HTTPMetricsMiddleware`` (and of ``FastReads``, which answers some requests before
+/// the router), created once per label set.
+public final class HTTPMetricsCache: Sendable {
     private let factory: any MetricsFactory
     private struct CounterKey: Hashable {
         var method: String
@@ -57,7 +58,7 @@ final class HTTPMetricsCache: Sendable {
     private let counters = Mutex<[CounterKey: Counter]>([:])
     private let timers = Mutex<[TimerKey: Metrics.Timer]>([:])
 
-    init(factory: any MetricsFactory) {
+    public init(factory: any MetricsFactory) {
         self.factory = factory
     }
 

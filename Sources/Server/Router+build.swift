@@ -10,11 +10,11 @@ import Registry
 public func buildRouter(
     store: ConfigStore, settings: ServerSettings, cluster: (any ClusterView)? = nil, replicator: Replicator? = nil,
     registry: RegistryRoutes? = nil, metrics: (@Sendable () async -> String)? = nil, alerts: (any AlertsBackend)? = nil,
-    httpMetrics: (any MetricsFactory)? = nil
+    httpMetrics: HTTPMetricsCache? = nil
 ) -> Router<AgentRequestContext> {
     let router = Router(context: AgentRequestContext.self)
     // Outermost, so it sees the status the client gets (after errors became JSON answers).
-    if let httpMetrics { router.add(middleware: HTTPMetricsMiddleware(factory: httpMetrics)) }
+    if let httpMetrics { router.add(middleware: HTTPMetricsMiddleware(cache: httpMetrics)) }
     router.add(middleware: ResponseMiddleware(node: settings.nodeName, feed: store.feed))
     // Request logging costs on every request; only pay for it when someone will read it.
     if settings.logger.logLevel <= .debug { router.add(middleware: LogRequestsMiddleware(.debug)) }

@@ -314,6 +314,12 @@ final class WebhookReceiver: @unchecked Sendable {
         let agent = try self.agent("al4")
         try await agent.start()
         _ = try await agent.client.send(.GET, "/v1/kv/nothing")
+        // Reads of a cached key are answered before the router (FastReads) and still counted under their route.
+        _ = try await agent.client.send(.PUT, "/v1/kv/app/flag", body: Data("on".utf8))
+        for _ in 0..<3 {
+            let read = try await agent.client.send(.GET, "/v1/kv/app/flag", query: [("raw", nil)])
+            #expect(read.status == 200 && read.body == Data("on".utf8), "\(read)")
+        }
         try await Task.sleep(for: .milliseconds(1500))  // the CPU ratios need a second /proc reading
         let metrics = try await agent.client.send(.GET, "/metrics")
         let text = String(decoding: metrics.body, as: UTF8.self)
@@ -323,7 +329,7 @@ final class WebhookReceiver: @unchecked Sendable {
         ] {
             #expect(text.contains("\n\(name)"), "missing \(name)")
         }
-        #expect(text.contains(#"route="/v1/kv/{key}""#) || text.contains("route=\"/v1/kv/"), "HTTP metrics by route")
+        #expect(text.contains(#"gossamer_http_requests_total{method="GET",route="/v1/kv/**",status="200"} 3"#), "HTTP metrics by route: \(text)")
         let promtoolPresent = FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool")
         if ProcessInfo.processInfo.environment["CI"] == "true" {
             #expect(promtoolPresent, "promtool (Debian package prometheus) is required in CI")
