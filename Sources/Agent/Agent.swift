@@ -118,10 +118,11 @@ public final class AgentRuntime: Sendable {
         if let mirror = self.redisMirror { cacheStatus = { mirror.status } }
         let httpMetrics = HTTPMetricsCache(factory: self.metrics.registry)
         let serverName = "gossamer/\(gossamerVersion)"
-        let fastReads = FastReads(store: self.store, settings: server, serverName: serverName, metrics: httpMetrics)
+        let registryRoutes = RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus)
+        let fastReads = FastReads(
+            store: self.store, registry: registryRoutes, settings: server, serverName: serverName, metrics: httpMetrics)
         let router = buildRouter(
-            store: self.store, settings: server, cluster: cluster, replicator: self.replicator,
-            registry: RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus),
+            store: self.store, settings: server, cluster: cluster, replicator: self.replicator, registry: registryRoutes,
             metrics: { [metrics = self.metrics] in await metrics.scrape() }, alerts: self.alerting, httpMetrics: httpMetrics)
         if self.faults.enabled, let gossip = self.gossip { FaultRoutes(faults: self.faults, gossip: gossip).addRoutes(to: router) }
         let settings = self.settings

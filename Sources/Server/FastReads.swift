@@ -4,26 +4,34 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import Registry
 
-/// The agent's hottest read — `GET /v1/kv/<key>` and `GET /v1/kv/<key>?raw` of a live key in the store's read cache
-/// — answered on the connection's event loop, before the request reaches Hummingbird's router.
+/// The agent's hottest reads — `GET /v1/kv/<key>` and `?raw` of a live key in the store's read cache, and service
+/// lookups (`GET /v1/services/<name>` with `passing`, `tag`, `zone`) — answered on the connection's event loop,
+/// before the request reaches Hummingbird's router.
 ///
 /// Through the router a cached read costs about 50 µs of CPU, most of it in handing the request to a task on the
 /// cooperative pool and the response back to the event loop; the answer itself is a cache lookup. This path makes
-/// the same answer (`KVController.found`, the same headers the middlewares add, counted in the same HTTP metrics)
+/// the same answer (`KVController.found`, `RegistryController.lookupAnswer`, the headers the middlewares add, counted
+/// in the same HTTP metrics)
 /// and takes only what it can answer exactly like the router would: anything else — other paths or parameters,
 /// percent-escapes, a missing or deleted key, a key the cache does not hold, a request with a body or
 /// `Connection: close` — goes on to the router unchanged.
 public struct FastReads: Sendable {
     let store: ConfigStore
+    let registry: RegistryRoutes?
     let node: String
     let serverName: String?
     let metrics: HTTPMetricsCache?
 
     /// The fast path for an agent's API; nil when requests are logged at debug level (only the router logs them).
-    public init?(store: ConfigStore, settings: ServerSettings, serverName: String?, metrics: HTTPMetricsCache?) {
+    /// `registry` must be the one the router serves, so both share its encoded lookup answers.
+    public init?(
+        store: ConfigStore, registry: RegistryRoutes?, settings: ServerSettings, serverName: String?, metrics: HTTPMetricsCache?
+    ) {
         guard settings.logger.logLevel > .debug else { return nil }
         self.store = store
+        self.registry = registry
         self.node = settings.nodeName
         self.serverName = serverName
         self.metrics = metrics
@@ -34,33 +42,72 @@ public struct FastReads: Sendable {
         FastReadHandler(reads: self)
     }
 
-    /// The answer to `head`, or nil when the router must handle the request.
-    func answer(_ head: HTTPRequest) -> (HTTPFields, ByteBuffer)? {
-        guard head.method == .get, let target = head.path, target.utf8.starts(with: Self.kvPrefix) else { return nil }
-        var key = Substring(target).dropFirst(Self.kvPrefix.count)
-        var raw = false
-        if let question = key.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            let query = key[key.index(after: question)...]
-            guard query == "raw" || query == "raw=" else { return nil }
-            raw = true
-            key = key[..<question]
-        }
+    /// The answer to `head` and the route it counts under, or nil when the router must handle the request.
+    func answer(_ head: HTTPRequest) -> (headers: HTTPFields, body: ByteBuffer, route: String)? {
+        guard head.method == .get, let target = head.path else { return nil }
         // Escapes are decoded, and a fragment is cut off, by the router: leave those to it.
-        guard !key.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "#") }) else { return nil }
+        guard !target.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "+") }) else {
+            return nil
+        }
+        let path: Substring
+        let query: Substring?
+        if let question = target.firstIndex(of: "?") {
+            path = target[..<question]
+            query = target[target.index(after: question)...]
+        } else {
+            path = Substring(target)
+            query = nil
+        }
+        let answer: (HTTPFields, ByteBuffer)?
+        let route: String
+        if path.utf8.starts(with: Self.kvPrefix.utf8) {
+            answer = self.kv(key: path.dropFirst(Self.kvPrefix.utf8.count), query: query)
+            route = Self.kvRoute
+        } else if path.utf8.starts(with: Self.servicesPrefix.utf8), let registry = self.registry {
+            answer = self.lookup(service: path.dropFirst(Self.servicesPrefix.utf8.count), query: query, registry: registry)
+            route = Self.lookupRoute
+        } else {
+            return nil
+        }
+        guard let (fields, body) = answer else { return nil }
+        var headers = fields
+        headers[.contentLength] = String(body.readableBytes)
+        headers[.gossamerNode] = self.node
+        headers[.gossamerRevision] = String(self.store.feed.revision)
+        return (headers, body, route)
+    }
+
+    /// `GET /v1/kv/<key>` or `?raw`, of a live key the read cache holds.
+    private func kv(key: Substring, query: Substring?) -> (HTTPFields, ByteBuffer)? {
+        guard query == nil || query == "raw" || query == "raw=" else { return nil }
         let name = String(key)
         guard (try? ConfigKey.validate(name)) != nil, let version = self.store.cachedCurrent(name), !version.tombstone else {
             return nil
         }
-        var (headers, body) = KVController.found(version, raw: raw)
-        headers[.contentLength] = String(body.readableBytes)
-        headers[.gossamerNode] = self.node
-        headers[.gossamerRevision] = String(self.store.feed.revision)
-        return (headers, body)
+        return KVController.found(version, raw: query != nil)
     }
 
-    static let kvPrefix = "/v1/kv/".utf8
-    /// The route pattern the router counts these requests under.
+    /// `GET /v1/services/<name>` with `passing`, `tag=` and `zone=` (no blocking query).
+    private func lookup(service: Substring, query: Substring?, registry: RegistryRoutes) -> (HTTPFields, ByteBuffer)? {
+        guard !service.contains("/"), let name = try? RegistryController.validServiceName(String(service)) else { return nil }
+        var filter = LookupFilter(passingOnly: false, tags: [], zone: nil)
+        for parameter in (query ?? "").split(separator: "&", omittingEmptySubsequences: false) where query != nil {
+            let pair = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            switch (pair[0], pair.count) {
+            case ("passing", _): filter.passingOnly = true
+            case ("tag", 2): filter.tags.append(String(pair[1]))
+            case ("zone", 2): filter.zone = String(pair[1])
+            default: return nil
+            }
+        }
+        return try? RegistryController.lookupAnswer(registry.registry, registry.answers, service: name, filter: filter)
+    }
+
+    static let kvPrefix = "/v1/kv/"
+    static let servicesPrefix = "/v1/services/"
+    /// The route patterns the router counts these requests under.
     static let kvRoute = "/v1/kv/**"
+    static let lookupRoute = "/v1/services/{service}"
 }
 
 /// Sits after Hummingbird's HTTP codec: answers what `FastReads` can, passes everything else on.
@@ -89,7 +136,7 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch Self.unwrapInboundIn(data) {
         case .head(let head):
             let start = DispatchTime.now().uptimeNanoseconds
-            if self.passedOn == 0, Self.isPlain(head), let (fields, body) = self.reads.answer(head) {
+            if self.passedOn == 0, Self.isPlain(head), let (fields, body, route) = self.reads.answer(head) {
                 var headers = fields
                 headers[.date] = self.date.now()
                 if let server = self.reads.serverName { headers[.server] = server }
@@ -99,7 +146,7 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.write(Self.wrapOutboundOut(.end(nil)), promise: nil)
                 self.needsFlush = true
                 self.reads.metrics?.record(
-                    method: "GET", route: FastReads.kvRoute, status: 200, nanoseconds: DispatchTime.now().uptimeNanoseconds &- start)
+                    method: "GET", route: route, status: 200, nanoseconds: DispatchTime.now().uptimeNanoseconds &- start)
                 return
             }
             self.passedOn += 1

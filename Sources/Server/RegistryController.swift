@@ -13,8 +13,8 @@ struct RegistryController: Sendable {
     /// Turns this agent's drain on or off (a gossip tag, or a local flag without gossip).
     let setDrain: @Sendable (Bool) async -> Void
     /// Encoded lookup answers by service, filter and index: repeated lookups of an unchanged service are
-    /// answered without encoding JSON again (encoding dominated a lookup's cost).
-    let answers = LookupCache()
+    /// answered without encoding JSON again (encoding dominated a lookup's cost). Shared with `FastReads`.
+    let answers: LookupCache
 
     func addRoutes(to router: Router<AgentRequestContext>) {
         router.get("/v1/services", use: self.list)
@@ -48,14 +48,34 @@ struct RegistryController: Sendable {
         } else if flags.has("wait") {
             throw APIError.badRequest("'wait' needs 'index' (the X-Gossamer-Index of an earlier answer)")
         }
+        let (headers, body) = try Self.lookupAnswer(self.registry, self.answers, service: service, filter: filter)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The answer to a lookup — `Content-Type`, `X-Gossamer-Index` and the encoded instances — for the router and the
+    /// event-loop fast path alike.
+    static func lookupAnswer(
+        _ registry: Registry, _ answers: LookupCache, service: String, filter: LookupFilter
+    ) throws -> (HTTPFields, ByteBuffer) {
         let key = "\(service)?\(filter.passingOnly)&\(filter.tags.joined(separator: ","))&\(filter.zone ?? "")"
-        let index = self.registry.index(of: service)
-        let (answerIndex, body) = try self.answers.body(key, index: index) {
-            let answer = self.registry.lookup(service, filter: filter)
+        let index = registry.index(of: service)
+        let (answerIndex, body) = try answers.body(key, index: index) {
+            let answer = registry.lookup(service, filter: filter)
             return (answer.index, try JSONBody.buffer(answer))
         }
-        return Response(
-            status: .ok, headers: [.contentType: "application/json", .gossamerIndex: String(answerIndex)], body: .init(byteBuffer: body))
+        var headers: HTTPFields = [.contentType: "application/json", .gossamerIndex: String(answerIndex)]
+        headers.reserveCapacity(8)
+        return (headers, body)
+    }
+
+    /// A service name from a request path: valid, or the 400 that names the problem.
+    static func validServiceName(_ service: String) throws(APIError) -> String {
+        do {
+            try RegistrationRules.validateServiceName(service)
+        } catch {
+            throw APIError(.badRequest, code: "bad_registration", error.message, details: ["field": .string(error.field)])
+        }
+        return service
     }
 
     @Sendable func getInstance(request: Request, context: AgentRequestContext) async throws -> Response {
@@ -180,13 +200,7 @@ struct RegistryController: Sendable {
     }
 
     private static func service(_ context: AgentRequestContext) throws -> String {
-        let service = try context.parameters.require("service")
-        do {
-            try RegistrationRules.validateServiceName(service)
-        } catch {
-            throw APIError(.badRequest, code: "bad_registration", error.message, details: ["field": .string(error.field)])
-        }
-        return service
+        try Self.validServiceName(try context.parameters.require("service"))
     }
 
     private static func filter(_ request: Request, _ flags: QueryFlags) -> LookupFilter {

@@ -28,7 +28,8 @@ public func buildRouter(
         .addRoutes(to: router)
     SnapshotController(store: store).addRoutes(to: router)
     if let registry {
-        RegistryController(registry: registry.registry, settings: settings, setDrain: registry.setDrain).addRoutes(to: router)
+        RegistryController(registry: registry.registry, settings: settings, setDrain: registry.setDrain, answers: registry.answers)
+            .addRoutes(to: router)
     }
     if let alerts { AlertController(backend: alerts, node: settings.nodeName).addRoutes(to: router) }
     if let cluster { ClusterController(cluster: cluster).addRoutes(to: router) }
@@ -49,6 +50,8 @@ public struct RegistryRoutes: Sendable {
     public var setDrain: @Sendable (Bool) async -> Void
     /// The Redis cache's state for `/health` (nil: no cache configured).
     public var cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))?
+    /// Encoded lookup answers, shared by the router's lookups and `FastReads`.
+    let answers = LookupCache()
 
     public init(
         registry: Registry, setDrain: @escaping @Sendable (Bool) async -> Void, cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))? = nil

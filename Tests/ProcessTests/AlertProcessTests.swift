@@ -314,11 +314,20 @@ final class WebhookReceiver: @unchecked Sendable {
         let agent = try self.agent("al4")
         try await agent.start()
         _ = try await agent.client.send(.GET, "/v1/kv/nothing")
-        // Reads of a cached key are answered before the router (FastReads) and still counted under their route.
+        // Reads of a cached key and lookups are answered before the router (FastReads), and counted under the same
+        // route as the reads the router answers (`?version=`, `?index=`).
         _ = try await agent.client.send(.PUT, "/v1/kv/app/flag", body: Data("on".utf8))
         for _ in 0..<3 {
             let read = try await agent.client.send(.GET, "/v1/kv/app/flag", query: [("raw", nil)])
             #expect(read.status == 200 && read.body == Data("on".utf8), "\(read)")
+        }
+        _ = try await agent.client.send(.GET, "/v1/kv/app/flag", query: [("version", "1")])
+        let registered = try await agent.client.send(
+            .PUT, "/v1/services/pay/instances/p1", body: Data(#"{"address":"127.0.0.1","port":9001,"status":"passing"}"#.utf8))
+        #expect(registered.status == 200, "\(registered)")
+        for query in [[("passing", nil)], [("index", "0")]] as [[(String, String?)]] {
+            let lookup = try await agent.client.send(.GET, "/v1/services/pay", query: query)
+            #expect(lookup.status == 200 && lookup.header("X-Gossamer-Index") != nil, "\(lookup)")
         }
         try await Task.sleep(for: .milliseconds(1500))  // the CPU ratios need a second /proc reading
         let metrics = try await agent.client.send(.GET, "/metrics")
@@ -329,7 +338,8 @@ final class WebhookReceiver: @unchecked Sendable {
         ] {
             #expect(text.contains("\n\(name)"), "missing \(name)")
         }
-        #expect(text.contains(#"gossamer_http_requests_total{method="GET",route="/v1/kv/**",status="200"} 3"#), "HTTP metrics by route: \(text)")
+        #expect(text.contains(#"gossamer_http_requests_total{method="GET",route="/v1/kv/**",status="200"} 4"#), "HTTP metrics by route: \(text)")
+        #expect(text.contains(#"gossamer_http_requests_total{method="GET",route="/v1/services/{service}",status="200"} 2"#), "\(text)")
         let promtoolPresent = FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool")
         if ProcessInfo.processInfo.environment["CI"] == "true" {
             #expect(promtoolPresent, "promtool (Debian package prometheus) is required in CI")

@@ -7,16 +7,28 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTPTypes
+import Registry
 import Testing
 
 @testable import Server
 
+/// One agent, `t1`, alive in a membership of one.
+private struct OneAgent: RegistryMembership {
+    func agents() -> [AgentInfo] { [AgentInfo(name: "t1", alive: true)] }
+}
+
 @Suite struct FastReadsTests {
+    /// A router with the registry's routes and the fast path over the same store and registry.
     private func fixture() async throws -> (some ApplicationProtocol, ConfigStore, FastReads) {
-        let (app, store) = try makeApp()
+        var config = ConfigSettings()
+        config.nodeName = "t1"
+        let store = try ConfigStore.inMemory(settings: config)
         var settings = ServerSettings()
         settings.nodeName = "t1"
-        let reads = try #require(FastReads(store: store, settings: settings, serverName: "gossamer/test", metrics: nil))
+        let registry = RegistryRoutes(registry: Registry(store: store, membership: OneAgent()), setDrain: { _ in })
+        let app = Application(router: buildRouter(store: store, settings: settings, registry: registry))
+        let reads = try #require(
+            FastReads(store: store, registry: registry, settings: settings, serverName: "gossamer/test", metrics: nil))
         return (app, store, reads)
     }
 
@@ -31,7 +43,8 @@ import Testing
         _ = try await store.put("app/db.yaml", value: Data("a: 1\n".utf8), contentType: "yaml", origin: .init(author: "alice"))
         _ = try await store.put("app/db.yaml", value: Data("a: 2\n".utf8), contentType: "yaml", origin: .init(author: "bob"))
         _ = try await store.put("bin", value: Data([0xFF, 0x00]), contentType: nil, origin: .init())
-        let (headers, body) = try #require(reads.answer(Self.get(path)))
+        let (headers, body, route) = try #require(reads.answer(Self.get(path)))
+        #expect(route == "/v1/kv/**")
         try await app.test(.router) { client in
             try await client.execute(uri: path, method: .get) { response in
                 #expect(response.status == .ok)
@@ -41,6 +54,43 @@ import Testing
                 #expect(body == response.body)
                 #expect(headers[.contentLength] == String(response.body.readableBytes))
             }
+        }
+    }
+
+    /// A lookup's answer equals the router's, for each filter, and follows changes (the encoded answers are shared).
+    @Test func test_lookup_equalsTheRoutersAnswer() async throws {
+        let (app, _, reads) = try await self.fixture()
+        let paths = [
+            "/v1/services/pay", "/v1/services/pay?passing", "/v1/services/pay?passing&tag=v1", "/v1/services/pay?tag=v1&tag=v2",
+            "/v1/services/pay?zone=b", "/v1/services/pay?passing=&zone=a&tag=v2", "/v1/services/none",
+        ]
+        try await app.test(.router) { client in
+            for (id, body) in [
+                ("p1", #"{"address":"10.0.0.1","port":9001,"tags":["v1"],"zone":"a","status":"passing"}"#),
+                ("p2", #"{"address":"10.0.0.2","port":9001,"tags":["v1","v2"],"zone":"b","status":"critical"}"#),
+            ] {
+                try await client.execute(uri: "/v1/services/pay/instances/\(id)", method: .put, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .ok, "\(String(buffer: response.body))")
+                }
+                for path in paths {
+                    let (headers, body, route) = try #require(reads.answer(Self.get(path)), "\(path)")
+                    #expect(route == "/v1/services/{service}")
+                    try await client.execute(uri: path, method: .get) { response in
+                        #expect(response.status == .ok)
+                        for name: HTTPField.Name in [.gossamerIndex, .gossamerNode, .gossamerRevision, .contentType] {
+                            #expect(headers[name] != nil && headers[name] == response.headers[name], "\(path) \(name)")
+                        }
+                        #expect(body == response.body, "\(path): \(String(buffer: body)) vs \(String(buffer: response.body))")
+                    }
+                }
+            }
+        }
+        for path in [
+            "/v1/services/pay?index=1", "/v1/services/pay?index=1&wait=1s", "/v1/services/pay?tag", "/v1/services/pay?tag=a%20b",
+            "/v1/services/pay?tag=a+b", "/v1/services/pay?bogus", "/v1/services/pay?", "/v1/services/pay/watch",
+            "/v1/services/pay/instances/p1", "/v1/services/Bad_Name!", "/v1/services/", "/v1/services",
+        ] {
+            #expect(reads.answer(Self.get(path)) == nil, "\(path)")
         }
     }
 
@@ -62,7 +112,7 @@ import Testing
         }
         var debug = ServerSettings()
         debug.logger.logLevel = .debug
-        #expect(FastReads(store: store, settings: debug, serverName: nil, metrics: nil) == nil, "debug request logging needs the router")
+        #expect(FastReads(store: store, registry: nil, settings: debug, serverName: nil, metrics: nil) == nil, "debug logging needs the router")
     }
 
     /// On a connection: answered here only when nothing passed on to the router is still unanswered, so responses
