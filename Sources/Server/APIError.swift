@@ -70,9 +70,14 @@ struct ResponseMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await self.respond(request, context: context, next: next)
-        response.headers[.gossamerNode] = self.node
-        response.headers[.gossamerRevision] = String(self.feed.revision)
+        Self.addAgentHeaders(to: &response.headers, node: self.node, feed: self.feed)
         return response
+    }
+
+    /// The headers every answer carries: which agent answered, and at which revision of its store.
+    static func addAgentHeaders(to headers: inout HTTPFields, node: String, feed: ChangeFeed) {
+        headers[.gossamerNode] = node
+        headers[.gossamerRevision] = String(feed.revision)
     }
 
     private func respond(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

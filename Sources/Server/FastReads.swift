@@ -45,7 +45,7 @@ public struct FastReads: Sendable {
     /// The answer to `head` and the route it counts under, or nil when the router must handle the request.
     func answer(_ head: HTTPRequest) -> (headers: HTTPFields, body: ByteBuffer, route: String)? {
         guard head.method == .get, let target = head.path else { return nil }
-        // Escapes are decoded, and a fragment is cut off, by the router: leave those to it.
+        // The router decodes escapes (and may read `+` as a space) and cuts off a fragment: leave those to it.
         guard !target.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "#") || $0 == UInt8(ascii: "+") }) else {
             return nil
         }
@@ -72,8 +72,7 @@ public struct FastReads: Sendable {
         guard let (fields, body) = answer else { return nil }
         var headers = fields
         headers[.contentLength] = String(body.readableBytes)
-        headers[.gossamerNode] = self.node
-        headers[.gossamerRevision] = String(self.store.feed.revision)
+        ResponseMiddleware<AgentRequestContext>.addAgentHeaders(to: &headers, node: self.node, feed: self.store.feed)
         return (headers, body, route)
     }
 
