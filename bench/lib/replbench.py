@@ -698,19 +698,25 @@ def phase_repair(cluster: Cluster, args, n: int, res: dict) -> None:
             raise Abort(f"{victim.name} exited while repairing; see {victim.name}.log")
         try:
             c = victim.consistency()
+            # The others' state now, not only before the restart: the agents' own replicated records (alert state,
+            # registry health) may change meanwhile, e.g. when an alert about the stopped agent resolves.
+            now = [a.consistency() for a in others]
         except (OSError, RuntimeError, http.client.HTTPException, ValueError):
             time.sleep(args.poll_ms / 1000)
             continue
         t = time.perf_counter()
         polls += 1
         last = c
+        if len({o["root"] for o in now}) == 1 and len({o["keys"] for o in now}) == 1:
+            ref = now[0]
         if first_keys is None:
             first_keys = c["keys"]
-        if polls <= 3 or c.get("all_agree") != rep.get("_last_agree"):
+        state = (c.get("all_agree"), c["keys"] == ref["keys"], c["root"] == ref["root"])
+        if polls <= 3 or state != rep.get("_last_state"):
             rep.setdefault("victim_polls", []).append(
                 {"t_ms": round((t - t_listen) * 1000, 1), "keys": c["keys"], "all_agree": c.get("all_agree"),
                  "peers": len(c.get("peers", [])), "root_matches": c["root"] == ref["root"]})
-        rep["_last_agree"] = c.get("all_agree")
+        rep["_last_state"] = state
         if agree_at is None and c.get("all_agree"):
             agree_at = t
         if c["keys"] == ref["keys"] and c["root"] == ref["root"]:
@@ -726,7 +732,7 @@ def phase_repair(cluster: Cluster, args, n: int, res: dict) -> None:
             f"{last and last['root']}, others {ref['keys']} keys, root {ref['root']}")
     else:
         rep["repair_s"] = round(repaired_at - t_listen, 3)
-    rep.pop("_last_agree", None)
+    rep.pop("_last_state", None)
     rep["usage"] = u.since()
     if agree_at is not None:
         rep["victim_all_agree_s"] = round(agree_at - t_listen, 3)
@@ -749,7 +755,8 @@ def phase_repair(cluster: Cluster, args, n: int, res: dict) -> None:
         rep["push_bytes_to_victim"] = sum(p["bytes_sent"] for a in others for p in a.consistency()["peers"] if p["node"] == victim.name)
         roots = {a.consistency()["root"] for a in others}
         if roots != {ref["root"]}:
-            rep.setdefault("notes", []).append(f"the others' root changed during the repair: {sorted(roots)} vs {ref['root']}")
+            rep.setdefault("notes", []).append(
+                f"the others' root changed after the repair: {sorted(roots)} vs {ref['root']} (their own records changed)")
     except (OSError, RuntimeError, http.client.HTTPException, ValueError, KeyError) as e:
         rep.setdefault("notes", []).append(f"could not read repair counters: {e}")
 
@@ -1074,8 +1081,9 @@ def report(results: dict, args, meta: dict) -> str:
                      f"{fmt(rep.get('startup_s'), 2)} s, {fmt(rep.get('keys_at_first_poll'), 0)} keys at the first poll, repaired "
                      f"{fmt(rep.get('repair_s'), 2)} s after listening ({rep.get('polls', 0)} polls); repairs_total: restarted "
                      f"{fmt(rep.get('victim_repairs_total'), 0)}, others {fmt(rep.get('others_repairs_total'), 0)}; pushed to it after the restart "
-                     f"{fmt(rep.get('push_bytes_to_victim'), 0)} B; first polls: "
-                     + ", ".join(f"{p['t_ms']:.0f} ms {p['keys']} keys all_agree={p['all_agree']} peers={p['peers']}" for p in rep.get("victim_polls", [])[:4]))
+                     f"{fmt(rep.get('push_bytes_to_victim'), 0)} B; polls (the first three, then each change): "
+                     + ", ".join(f"{p['t_ms']:.0f} ms {p['keys']} keys all_agree={p['all_agree']} peers={p['peers']} "
+                                 f"root={'same' if p['root_matches'] else 'other'}" for p in rep.get("victim_polls", [])[:10]))
     L.append("")
     L.append("Method: " + meta.get("method", ""))
     return "\n".join(L)
