@@ -60,6 +60,26 @@ final class SimulatedReplicationCluster: ReplicationTransport, Sendable {
 }
 
 @Suite struct ReplicationSimulationTests {
+    /// An agent's writes made before it found any peer (just restarted, gossip not formed yet) are pushed to the
+    /// peers it finds soon after, without waiting for anti-entropy.
+    @Test func test_writesBeforeAnyPeerIsFound_arePushedToPeersFoundAfter() async throws {
+        let cluster = try SimulatedReplicationCluster(size: 2)
+        cluster.topology.withLock { _ = $0.down.insert("n01") }
+        let writer = cluster.replicator("n00")
+        writer.refreshPeers()
+        let written = try await writer.store.put("_gossamer/alerts/active/n00", value: Data("{}".utf8))
+        cluster.topology.withLock { _ = $0.down.remove("n01") }
+        writer.refreshPeers()
+        let peerStore = cluster.replicator("n01").store
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline, try await peerStore.current(written.key)?.stamp != written.stamp {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(try await peerStore.current(written.key)?.stamp == written.stamp, "the write was not pushed to the peer found later")
+        cluster.topology.withLock { $0.down = ["n00", "n01"] }
+        writer.refreshPeers()  // stops the push task
+    }
+
     /// Random writes, deletes, crashes and partitions on 5–20 agents, then heal: every store identical, and every
     /// acknowledged write either present or superseded by a later stamp.
     @Test(arguments: [(UInt64(1), 5), (2, 8), (3, 12), (4, 20)])

@@ -116,6 +116,13 @@ public final class Replicator: Sendable {
     private let transport: any ReplicationTransport
     private let logger: Logger
     private let state = Mutex(State())
+    /// The store's revision and the time when this replicator was made (the agent's start).
+    private let startRevision: Int64
+    private let startedAt = ContinuousClock.now
+    /// Peers found this soon after the start are pushed every local write since the start: a restarted agent
+    /// writes its own records (alert state, registry) before gossip has found anyone, and those would otherwise wait
+    /// for anti-entropy. A peer found later catches up through anti-entropy, as a new member does.
+    static let startupPushWindow = Duration.seconds(60)
 
     private struct PeerState {
         var peer: ReplicationPeer
@@ -164,6 +171,7 @@ public final class Replicator: Sendable {
         self.membership = membership
         self.transport = transport
         self.logger = logger
+        self.startRevision = store.feed.revision
     }
 
     private var now: Int64 { self.store.settings._wallMillis() }
@@ -241,7 +249,7 @@ public final class Replicator: Sendable {
     func refreshPeers() {
         let live = self.membership.livePeers()
         let names = Set(live.map(\.name))
-        let start = self.store.feed.revision
+        let start = ContinuousClock.now - self.startedAt < Self.startupPushWindow ? self.startRevision : self.store.feed.revision
         var stopped: [Task<Void, Never>] = []
         self.state.withLock { state in
             for peer in live {
