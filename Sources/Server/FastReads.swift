@@ -12,11 +12,10 @@ import Registry
 ///
 /// Through the router a cached read costs about 50 µs of CPU, most of it in handing the request to a task on the
 /// cooperative pool and the response back to the event loop; the answer itself is a cache lookup. This path makes
-/// the same answer (`KVController.found`, `RegistryController.lookupAnswer`, the headers the middlewares add, counted
-/// in the same HTTP metrics)
-/// and takes only what it can answer exactly like the router would: anything else — other paths or parameters,
-/// percent-escapes, a missing or deleted key, a key the cache does not hold, a request with a body or
-/// `Connection: close` — goes on to the router unchanged.
+/// the same answer (`KVController.found`, `RegistryController.lookupAnswer`, the headers the middlewares add,
+/// counted in the same HTTP metrics) and takes only what it can answer exactly like the router would: anything
+/// else — other paths or parameters, blocking queries, escapes, a missing or deleted key, a key the cache does not
+/// hold, a request with a body or `Connection: close` — goes on to the router unchanged.
 public struct FastReads: Sendable {
     let store: ConfigStore
     let registry: RegistryRoutes?
