@@ -88,8 +88,8 @@ public struct FastReads: Sendable {
     /// `GET /v1/services/<name>` with `passing`, `tag=` and `zone=` (no blocking query).
     private func lookup(service: Substring, query: Substring?, registry: RegistryRoutes) -> (HTTPFields, ByteBuffer)? {
         guard !service.contains("/"), let name = try? RegistryController.validServiceName(String(service)) else { return nil }
-        var filter = LookupFilter(passingOnly: false, tags: [], zone: nil)
-        for parameter in (query ?? "").split(separator: "&", omittingEmptySubsequences: false) where query != nil {
+        var filter = LookupFilter()
+        for parameter in query?.split(separator: "&", omittingEmptySubsequences: false) ?? [] {
             let pair = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             switch (pair[0], pair.count) {
             case ("passing", _): filter.passingOnly = true
