@@ -119,7 +119,7 @@ public final class AgentRuntime: Sendable {
         let httpMetrics = HTTPMetricsCache(factory: self.metrics.registry)
         let serverName = "gossamer/\(gossamerVersion)"
         let registryRoutes = RegistryRoutes(registry: self.registry, setDrain: self.setDrain, cacheStatus: cacheStatus)
-        let fastReads = FastReads(
+        let fastPath = FastPath(
             store: self.store, registry: registryRoutes, settings: server, serverName: serverName, metrics: httpMetrics)
         let router = buildRouter(
             store: self.store, settings: server, cluster: cluster, replicator: self.replicator, registry: registryRoutes,
@@ -131,7 +131,7 @@ public final class AgentRuntime: Sendable {
         let onReady = self.onReady
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: fastReads.map { [$0.channelHandler()] } ?? [])),
+            server: .http1(configuration: .init(additionalChannelHandlers: fastPath.map { [$0.channelHandler()] } ?? [])),
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: serverName),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "http://\($0.ipAddress ?? settings.httpHost):\($0.port ?? settings.httpPort)" }

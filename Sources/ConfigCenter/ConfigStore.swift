@@ -226,6 +226,28 @@ public final class ConfigStore: Sendable {
         return version
     }
 
+    /// `put` for callers that are not tasks (an event loop): `completion` gets the same result `put` would return
+    /// or throw, on the thread that committed the batch (or at once, for a request refused before any
+    /// transaction). No task is created for the write unless it leads its batch.
+    public func put(
+        _ key: String, value: Data, contentType: String? = nil, cas: Int? = nil, origin: WriteOrigin = .init(),
+        completion: @escaping @Sendable (Result<KVVersion, ConfigStoreError>) -> Void
+    ) {
+        let ops = [TxnOp.put(key: key, value: value, contentType: contentType, cas: cas)]
+        do {
+            try self.validate(ops)
+        } catch {
+            return completion(.failure(error))
+        }
+        self.committer.submit(WriteRequest(kind: .ops(ops, isTransaction: false), origin: origin)) { result in
+            completion(
+                result.map { receipt in
+                    guard case .put(let version) = receipt.results.first else { preconditionFailure("put produced \(receipt.results)") }
+                    return version
+                })
+        }
+    }
+
     /// Deletes `key` (writes a tombstone version). Returns the tombstone, or nil when the key did not exist.
     @discardableResult
     public func delete(_ key: String, cas: Int? = nil, origin: WriteOrigin = .init()) async throws -> KVVersion? {

@@ -4,8 +4,9 @@ import Synchronization
 ///
 /// The first writer to arrive when no batch is running becomes the *leader*: it takes up to `maxBatch`
 /// queued requests (itself first), runs them through `execute` in one go, hands each waiter its
-/// response, and passes leadership to the next queued writer, if any. No background task is needed:
-/// the work always runs on a caller's own task.
+/// response, and passes leadership to the next queued writer, if any. No background task is needed: the
+/// work runs on a caller's own task, or, when the leader is a callback writer (`submit(_:then:)`), on a task
+/// started for that one batch.
 final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
     typealias Executor = @Sendable ([Request]) async -> [Response]
 
@@ -14,9 +15,22 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
         case lead
     }
 
+    /// How a queued writer learns its outcome: an awaiting task, or a callback (`submit(_:then:)`).
+    private enum Notify {
+        case task(CheckedContinuation<Outcome, Never>)
+        case callback(@Sendable (Response) -> Void)
+    }
+
     private struct Waiter {
         var request: Request
-        var continuation: CheckedContinuation<Outcome, Never>
+        var notify: Notify
+
+        func deliver(_ response: Response) {
+            switch self.notify {
+            case .task(let continuation): continuation.resume(returning: .done(response))
+            case .callback(let callback): callback(response)
+            }
+        }
     }
 
     private struct State {
@@ -37,24 +51,39 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
     /// Queues `request` and returns its response once the batch holding it has been executed.
     func submit(_ request: Request) async -> Response {
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
-            let lead = self.state.withLock { state -> Bool in
-                state.pending.append(Waiter(request: request, continuation: continuation))
-                guard !state.leading else { return false }
-                state.leading = true
-                return true
-            }
-            if lead { continuation.resume(returning: .lead) }
+            if self.enqueue(Waiter(request: request, notify: .task(continuation))) { continuation.resume(returning: .lead) }
         }
         switch outcome {
         case .done(let response):
             return response
         case .lead:
-            return await self.lead()
+            let (batch, responses) = await self.runBatch()
+            for (waiter, response) in zip(batch, responses).dropFirst() { waiter.deliver(response) }
+            self.handOff()
+            return responses[0]
         }
     }
 
-    /// Runs one batch; the caller's own waiter is the first of `pending`.
-    private func lead() async -> Response {
+    /// Queues `request` and calls `then` (on the thread that ran the batch) with its response. For callers that
+    /// are not tasks, such as an event loop: no task is created per request, only one per batch such writers lead.
+    func submit(_ request: Request, then: @escaping @Sendable (Response) -> Void) {
+        if self.enqueue(Waiter(request: request, notify: .callback(then))) {
+            Task { await self.leadDetached() }
+        }
+    }
+
+    /// Appends a waiter; true when it must lead (no batch is running).
+    private func enqueue(_ waiter: Waiter) -> Bool {
+        self.state.withLock { state -> Bool in
+            state.pending.append(waiter)
+            guard !state.leading else { return false }
+            state.leading = true
+            return true
+        }
+    }
+
+    /// Runs one batch of the queued requests, oldest first (the leader's own waiter is the first).
+    private func runBatch() async -> ([Waiter], [Response]) {
         let batch = self.state.withLock { state -> [Waiter] in
             let count = min(self.maxBatch, state.pending.count)
             let batch = Array(state.pending.prefix(count))
@@ -63,17 +92,29 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
         }
         let responses = await self.execute(batch.map(\.request))
         precondition(responses.count == batch.count, "executor returned \(responses.count) responses for \(batch.count) requests")
-        for (waiter, response) in zip(batch, responses).dropFirst() {
-            waiter.continuation.resume(returning: .done(response))
-        }
-        let next = self.state.withLock { state -> Waiter? in
+        return (batch, responses)
+    }
+
+    /// Leads a batch whose first waiter is a callback.
+    private func leadDetached() async {
+        let (batch, responses) = await self.runBatch()
+        for (waiter, response) in zip(batch, responses) { waiter.deliver(response) }
+        self.handOff()
+    }
+
+    /// Passes leadership to the next queued writer, if any.
+    private func handOff() {
+        let next = self.state.withLock { state -> Notify? in
             guard let first = state.pending.first else {
                 state.leading = false
                 return nil
             }
-            return first
+            return first.notify
         }
-        next?.continuation.resume(returning: .lead)
-        return responses[0]
+        switch next {
+        case .task(let continuation): continuation.resume(returning: .lead)
+        case .callback: Task { await self.leadDetached() }
+        case nil: break
+        }
     }
 }

@@ -27,11 +27,17 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let (headers, body) = try self.rendered()
+        return Response(status: self.status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The error's headers and JSON body (`{"error": {"code", "message", …details}}`), as the router sends them.
+    func rendered() throws -> (HTTPFields, ByteBuffer) {
         var error: [String: JSONValue] = ["code": .string(self.code), "message": .string(self.message)]
         error.merge(self.details) { _, new in new }
-        var response = try JSONBody.response(JSONValue.object(["error": .object(error)]), status: self.status)
-        response.headers.append(contentsOf: self.headers)
-        return response
+        var headers: HTTPFields = [.contentType: "application/json"]
+        headers.append(contentsOf: self.headers)
+        return (headers, try JSONBody.buffer(JSONValue.object(["error": .object(error)])))
     }
 
     static func badRequest(_ message: String, code: String = "bad_request") -> APIError {

@@ -40,7 +40,7 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The counters and timers of ``HTTPMetricsMiddleware`` (and of ``FastReads``, which answers some requests before
+/// The counters and timers of ``HTTPMetricsMiddleware`` (and of ``FastPath``, which answers some requests before
 /// the router), created once per label set.
 public final class HTTPMetricsCache: Sendable {
     private let factory: any MetricsFactory

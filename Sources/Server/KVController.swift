@@ -179,7 +179,16 @@ struct KVController: Sendable {
         let version = try await self.store.put(
             key, value: Data(buffer: body), contentType: contentType, cas: try flags.int("cas"), origin: Self.origin(request, context))
         try await concern?.enforce(revision: version.revision, replicator: self.replicator)
-        return try JSONBody.response(VersionDTO(version, includeValue: false), headers: [.gossamerStamp: version.stamp.description])
+        let (headers, answer) = Self.written(version)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: answer))
+    }
+
+    /// The answer to a `PUT`: the new version's metadata, without its value.
+    static func written(_ version: KVVersion) -> (HTTPFields, ByteBuffer) {
+        var text = ""
+        VersionDTO(version, includeValue: false).appendJSON(to: &text)
+        text += "\n"
+        return ([.gossamerStamp: version.stamp.description, .contentType: "application/json"], ByteBuffer(string: text))
     }
 
     // MARK: - DELETE

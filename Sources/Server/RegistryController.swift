@@ -13,7 +13,7 @@ struct RegistryController: Sendable {
     /// Turns this agent's drain on or off (a gossip tag, or a local flag without gossip).
     let setDrain: @Sendable (Bool) async -> Void
     /// Encoded lookup answers by service, filter and index: repeated lookups of an unchanged service are
-    /// answered without encoding JSON again (encoding dominated a lookup's cost). Shared with `FastReads`.
+    /// answered without encoding JSON again (encoding dominated a lookup's cost). Shared with `FastPath`.
     let answers: LookupCache
 
     func addRoutes(to router: Router<AgentRequestContext>) {

@@ -50,7 +50,7 @@ public struct RegistryRoutes: Sendable {
     public var setDrain: @Sendable (Bool) async -> Void
     /// The Redis cache's state for `/health` (nil: no cache configured).
     public var cacheStatus: (@Sendable () -> (healthy: Bool, detail: String))?
-    /// Encoded lookup answers, shared by the router's lookups and `FastReads`.
+    /// Encoded lookup answers, shared by the router's lookups and `FastPath`.
     let answers = LookupCache()
 
     public init(

@@ -277,6 +277,48 @@ extension Data {
         #expect(versions == count)
     }
 
+    /// Callback puts (the HTTP fast path's) and awaited puts share the group commit: whichever kind leads a batch,
+    /// every write is applied once, revisions stay gap-free, and each callback gets its own version or error.
+    @Test func test_groupCommit_callbackAndAwaitedPutsMixed_allAppliedAndAnswered() async throws {
+        let store = try makeStore()
+        let count = 200
+        let callbacks = try await withThrowingTaskGroup(of: Result<KVVersion, ConfigStoreError>?.self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    let key = "k\(index % 23)"
+                    guard index.isMultiple(of: 2) else {
+                        try await store.put(key, value: Data("\(index)"))
+                        return nil
+                    }
+                    return await withCheckedContinuation { continuation in
+                        store.put(key, value: Data("\(index)"), completion: { continuation.resume(returning: $0) })
+                    }
+                }
+            }
+            return try await group.reduce(into: [Result<KVVersion, ConfigStoreError>]()) { results, result in
+                if let result { results.append(result) }
+            }
+        }
+        #expect(callbacks.count == count / 2)
+        let versions = try callbacks.map { try $0.get() }
+        #expect(Set(versions.map(\.revision)).count == count / 2, "each callback got its own version")
+        #expect(try await store.revision() == Int64(count))
+        let changes = try await store.changes(after: 0, filter: .prefix(""), limit: 1000)
+        #expect(changes.map(\.revision) == (1...Int64(count)).map { $0 })
+        for version in versions { #expect(try await store.history(version.key, limit: 1000).contains(version)) }
+
+        // Refused before any transaction (bad key, oversized value) and refused by it (compare failed): an error each.
+        let refused = await withCheckedContinuation { continuation in
+            store.put("bad//key", value: Data("x"), completion: { continuation.resume(returning: $0) })
+        }
+        #expect(throws: ConfigStoreError.self) { try refused.get() }
+        let mismatch = await withCheckedContinuation { continuation in
+            store.put("k0", value: Data("x"), cas: 1, completion: { continuation.resume(returning: $0) })
+        }
+        #expect(performing: { try mismatch.get() }, throws: { ($0 as? ConfigStoreError)?.code == .casMismatch })
+        #expect(try await store.revision() == Int64(count), "refused writes wrote nothing")
+    }
+
     @Test func test_concurrentCAS_exactlyOneWinner() async throws {
         let store = try makeStore()
         try await store.put("k", value: Data("0"))

@@ -314,7 +314,7 @@ final class WebhookReceiver: @unchecked Sendable {
         let agent = try self.agent("al4")
         try await agent.start()
         _ = try await agent.client.send(.GET, "/v1/kv/nothing")
-        // Reads of a cached key and lookups are answered before the router (FastReads), and counted under the same
+        // Reads of a cached key and lookups are answered before the router (FastPath), and counted under the same
         // route as the reads the router answers (`?version=`, `?index=`).
         _ = try await agent.client.send(.PUT, "/v1/kv/app/flag", body: Data("on".utf8))
         for _ in 0..<3 {

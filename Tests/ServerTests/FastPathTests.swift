@@ -17,9 +17,9 @@ private struct OneAgent: RegistryMembership {
     func agents() -> [AgentInfo] { [AgentInfo(name: "t1", alive: true)] }
 }
 
-@Suite struct FastReadsTests {
+@Suite struct FastPathTests {
     /// A router with the registry's routes and the fast path over the same store and registry.
-    private func fixture() async throws -> (some ApplicationProtocol, ConfigStore, FastReads) {
+    private func fixture() async throws -> (some ApplicationProtocol, ConfigStore, FastPath) {
         var config = ConfigSettings()
         config.nodeName = "t1"
         let store = try ConfigStore.inMemory(settings: config)
@@ -28,8 +28,17 @@ private struct OneAgent: RegistryMembership {
         let registry = RegistryRoutes(registry: Registry(store: store, membership: OneAgent()), setDrain: { _ in })
         let app = Application(router: buildRouter(store: store, settings: settings, registry: registry))
         let reads = try #require(
-            FastReads(store: store, registry: registry, settings: settings, serverName: "gossamer/test", metrics: nil))
+            FastPath(store: store, registry: registry, settings: settings, serverName: "gossamer/test", metrics: nil))
         return (app, store, reads)
+    }
+
+    /// The fast path's answer to a read with every header the handler sends.
+    private static func completed(_ fast: FastPath, _ head: HTTPRequest) -> (HTTPFields, ByteBuffer, String)? {
+        guard let (fields, body, route) = fast.answer(head) else { return nil }
+        var headers = fields
+        var date = HTTPDate()
+        fast.complete(&headers, bodyLength: body.readableBytes, date: &date)
+        return (headers, body, route)
     }
 
     private static func get(_ path: String, _ fields: HTTPFields = [:]) -> HTTPRequest {
@@ -43,7 +52,7 @@ private struct OneAgent: RegistryMembership {
         _ = try await store.put("app/db.yaml", value: Data("a: 1\n".utf8), contentType: "yaml", origin: .init(author: "alice"))
         _ = try await store.put("app/db.yaml", value: Data("a: 2\n".utf8), contentType: "yaml", origin: .init(author: "bob"))
         _ = try await store.put("bin", value: Data([0xFF, 0x00]), contentType: nil, origin: .init())
-        let (headers, body, route) = try #require(reads.answer(Self.get(path)))
+        let (headers, body, route) = try #require(Self.completed(reads, Self.get(path)))
         #expect(route == "/v1/kv/**")
         try await app.test(.router) { client in
             try await client.execute(uri: path, method: .get) { response in
@@ -73,7 +82,7 @@ private struct OneAgent: RegistryMembership {
                     #expect(response.status == .ok, "\(String(buffer: response.body))")
                 }
                 for path in paths {
-                    let (headers, body, route) = try #require(reads.answer(Self.get(path)), "\(path)")
+                    let (headers, body, route) = try #require(Self.completed(reads, Self.get(path)), "\(path)")
                     #expect(route == "/v1/services/{service}")
                     try await client.execute(uri: path, method: .get) { response in
                         #expect(response.status == .ok)
@@ -112,7 +121,7 @@ private struct OneAgent: RegistryMembership {
         }
         var debug = ServerSettings()
         debug.logger.logLevel = .debug
-        #expect(FastReads(store: store, registry: nil, settings: debug, serverName: nil, metrics: nil) == nil, "debug logging needs the router")
+        #expect(FastPath(store: store, registry: nil, settings: debug, serverName: nil, metrics: nil) == nil, "debug logging needs the router")
     }
 
     /// On a connection: answered here only when nothing passed on to the router is still unanswered, so responses
@@ -184,8 +193,160 @@ private struct OneAgent: RegistryMembership {
         #expect(try channel.finish().isClean)
     }
 
+    private static func put(_ path: String, length: Int?, _ fields: HTTPFields = [:]) -> HTTPRequest {
+        var fields = fields
+        if let length { fields[.contentLength] = String(length) }
+        return HTTPRequest(method: .put, scheme: nil, authority: nil, path: path, headerFields: fields)
+    }
+
+    /// Commits `body` through the fast path as the handler does.
+    private static func fastPut(_ fast: FastPath, _ head: HTTPRequest, _ body: String) async throws -> (HTTPResponse.Status, HTTPFields, ByteBuffer) {
+        let put = try #require(fast.acceptPut(head, start: 0), "\(head)")
+        let (status, fields, answer) = await withCheckedContinuation { continuation in
+            fast.write(put, value: Data(body.utf8), client: nil) { continuation.resume(returning: ($0, $1, $2)) }
+        }
+        var headers = fields
+        var date = HTTPDate()
+        fast.complete(&headers, bodyLength: answer.readableBytes, date: &date)
+        return (status, headers, answer)
+    }
+
+    /// A put through the fast path answers like the router's, on a twin store: the same status, headers and error
+    /// bodies, and the same receipt but for the stamp and time; the stored version is the same too.
+    @Test(arguments: [
+        ("/v1/kv/app/x", "v2", HTTPFields()),
+        ("/v1/kv/app/new?cas=0", "fresh", [.gossamerAuthor: "alice"]),
+        ("/v1/kv/app/x?cas=1", "v2", [.contentType: "application/json; charset=utf-8"]),
+        ("/v1/kv/app/x?cas=7", "v2", [:]),
+        ("/v1/kv/app/x?cas=0", "v2", [:]),
+        ("/v1/kv/app/cfg.json?type=json", "{\"a\": 1}", [:]),
+        ("/v1/kv/app/cfg.json?type=json&cas=0", "{\"a\": ", [:]),
+        ("/v1/kv/app/cfg.yaml", "a: [1, 2", [.contentType: "application/yaml"]),
+        ("/v1/kv/app//x", "v", [:]),
+        ("/v1/kv/app/../x", "v", [:]),
+    ] as [(String, String, HTTPFields)])
+    func test_put_answerEqualsTheRouters(_ path: String, _ body: String, _ fields: HTTPFields) async throws {
+        let (app, routerStore, _) = try await self.fixture()
+        let (_, fastStore, fast) = try await self.fixture()
+        for store in [routerStore, fastStore] { _ = try await store.put("app/x", value: Data("v1".utf8)) }
+        let (status, headers, answer) = try await Self.fastPut(fast, Self.put(path, length: body.utf8.count, fields), body)
+        let response = try await app.test(.router) { client in
+            try await client.execute(uri: path, method: .put, headers: fields, body: ByteBuffer(string: body)) { $0 }
+        }
+        #expect(response.status == status)
+        for name: HTTPField.Name in [.gossamerNode, .gossamerRevision, .contentType] {
+            #expect(headers[name] != nil && headers[name] == response.headers[name], "\(name)")
+        }
+        #expect((headers[.gossamerStamp] == nil) == (response.headers[.gossamerStamp] == nil))
+        #expect(headers[.contentLength] == String(answer.readableBytes))
+        guard status == .ok else {
+            #expect(answer == response.body, "error bodies are the router's")
+            return
+        }
+        func unstamped(_ buffer: ByteBuffer) throws -> [String: String] {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
+            return object.filter { !["stamp", "updated_at", "parent"].contains($0.key) }.mapValues { "\($0)" }
+        }
+        #expect(try unstamped(answer) == unstamped(response.body))
+        let key = String(path.dropFirst("/v1/kv/".count).prefix { $0 != "?" })
+        let (stored, twin) = (try #require(try await fastStore.get(key)), try #require(try await routerStore.get(key)))
+        #expect(stored.value == twin.value && stored.contentType == twin.contentType && stored.version == twin.version)
+        #expect(stored.author == twin.author && stored.revision == twin.revision)
+    }
+
+    /// Puts the fast path cannot answer exactly like the router are left to it.
+    @Test func test_acceptPut_leavesEverythingElseToTheRouter() async throws {
+        let (_, _, fast) = try await self.fixture()
+        #expect(fast.acceptPut(Self.put("/v1/kv/a", length: 1), start: 0) != nil)
+        #expect(fast.acceptPut(Self.put("/v1/kv/a?cas=3&type=yaml", length: 1), start: 0) != nil)
+        let declined = [
+            "/v1/kv/a?replicas=2", "/v1/kv/a?replicas=1", "/v1/kv/a?timeout=1s", "/v1/kv/a?cas=1&cas=2", "/v1/kv/a?cas=-1",
+            "/v1/kv/a?cas=x", "/v1/kv/a?cas=", "/v1/kv/a?type=", "/v1/kv/a?type", "/v1/kv/a?flags=1", "/v1/kv/a?raw",
+            "/v1/kv/a%2Fb", "/v1/kv/a+b", "/v1/kv/a#f", "/v1/kv/", "/v1/kv", "/v1/kvx/a", "/v1/txn",
+            "/v1/kv/\(RegistryKeys.reservedPrefix)x", "/v1/kv/a?cas=1234567890123456789",
+        ]
+        for path in declined { #expect(fast.acceptPut(Self.put(path, length: 1), start: 0) == nil, "\(path)") }
+        let limit = ConfigSettings().maxValueBytes
+        #expect(fast.acceptPut(Self.put("/v1/kv/a", length: limit), start: 0) != nil)
+        for head in [
+            Self.put("/v1/kv/a", length: nil), Self.put("/v1/kv/a", length: limit + 1),
+            Self.put("/v1/kv/a", length: nil, [.transferEncoding: "chunked"]),
+            Self.put("/v1/kv/a", length: 1, [.expect: "100-continue"]), Self.put("/v1/kv/a", length: 1, [.connection: "close"]),
+            HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/v1/kv/a", headerFields: [.contentLength: "1"]),
+        ] {
+            #expect(fast.acceptPut(head, start: 0) == nil, "\(head)")
+        }
+    }
+
+    /// Pipelined on one live connection, writes taken by the fast path, reads and what the router answers come back
+    /// in request order, and the agent's later requests see each write.
+    @Test func test_pipelinedWritesAndReads_answeredInOrder() async throws {
+        let (_, store, fast) = try await self.fixture()
+        var settings = ServerSettings()
+        settings.nodeName = "t1"
+        let app = Application(
+            router: buildRouter(store: store, settings: settings),
+            server: .http1(configuration: .init(additionalChannelHandlers: [fast.channelHandler()])),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let requests = [
+                "PUT /v1/kv/p/a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\none",
+                "PUT /v1/kv/p/a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntwo",
+                "GET /v1/kv/p/a?raw HTTP/1.1\r\nHost: t\r\n\r\n",
+                "PUT /v1/kv/p/a?cas=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx",
+                "DELETE /v1/kv/p/a HTTP/1.1\r\nHost: t\r\n\r\n",
+                "GET /v1/kv/p/a HTTP/1.1\r\nHost: t\r\n\r\n",
+                "PUT /v1/kv/p/a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nthree",
+                "GET /v1/kv/p/a?raw HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            ]
+            let answer = try RawHTTP.exchange(port: port, requests.joined())
+            // A status line follows the previous body directly.
+            let statuses = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["200", "200", "200", "409", "200", "404", "200", "200"], "\(answer.debugDescription)")
+            let versions = answer.components(separatedBy: "\r\n").filter { $0.lowercased().hasPrefix("x-gossamer-version: ") }
+            #expect(versions == ["X-Gossamer-Version: 2", "X-Gossamer-Version: 4"], "\(answer)")
+            #expect(answer.contains("\r\n\r\ntwo") && answer.hasSuffix("\r\n\r\nthree"), "\(answer)")
+        }
+        #expect(try await store.get("p/a")?.value == Data("three".utf8))
+    }
+
     @Test func test_httpDate_isIMFFixdate() {
         #expect(HTTPDate.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
         #expect(HTTPDate.format(1_796_667_869) == "Mon, 07 Dec 2026 18:24:29 GMT")
     }
+}
+
+/// A blocking loopback client: sends raw bytes on one connection and reads until the server closes it (5 s at most).
+enum RawHTTP {
+    static func exchange(port: Int, _ request: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawHTTPError("socket failed") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw RawHTTPError("connect failed") }
+        let bytes = Array(request.utf8)
+        guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw RawHTTPError("send failed") }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            received += chunk[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+}
+
+struct RawHTTPError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
