@@ -20,6 +20,8 @@ public final class ConfigStore: Sendable {
     let clock: StampIssuer
     /// The keyspace digest, kept current by the writer after every commit.
     let digestBox: DigestBox
+    /// This node's recent writes, for replication's push loops.
+    let ownWrites: OwnWrites
     private let committer: GroupCommit<WriteRequest, Result<WriteReceipt, ConfigStoreError>>
 
     /// One unit of work for the writer: client operations applied all-or-nothing, versions replicated from
@@ -89,13 +91,15 @@ public final class ConfigStore: Sendable {
         if let last { hlc.observe(last, physicalMillis: settings._wallMillis()) }
         self.clock = StampIssuer(hlc)
         self.digestBox = DigestBox(try dbWriter.read { db in try Self.buildDigest(db) })
+        self.ownWrites = OwnWrites(node: settings.nodeName, revision: revision)
         let box = WriterBox(dbWriter: dbWriter, settings: settings)
         let clock = self.clock
         let feed = self.feed
         let cache = self.cache
         let digest = self.digestBox
+        let own = self.ownWrites
         self.committer = GroupCommit(maxBatch: settings.maxBatch) { batch in
-            await box.apply(batch, clock: clock, feed: feed, cache: cache, digest: digest)
+            await box.apply(batch, clock: clock, feed: feed, cache: cache, digest: digest, own: own)
         }
     }
 
@@ -371,6 +375,8 @@ public final class ConfigStore: Sendable {
             return (CompactionReport(versionsRemoved: removed, keysForgotten: 0), expired)
         }
         var result = report
+        // Versions it removed may still be in the log of this node's writes: push loops read SQLite again.
+        if result.versionsRemoved > 0 { self.ownWrites.invalidate() }
         if !forgotten.isEmpty {
             result.keysForgotten = try await self.submit(.forget(forgotten)).merge.applied
         }
@@ -461,6 +467,8 @@ private struct BatchEffects {
     var digest: [(String, Stamp?, Stamp?)] = []
     /// Revision of the last version written by a client of this node (not merged from a peer).
     var localWrite: Int64?
+    /// A merge stored one of this node's own versions as history only (not in `changes`).
+    var ownStale = false
 }
 
 /// The store's keyspace digest behind a lock.
@@ -490,7 +498,8 @@ private struct WriterBox: Sendable {
     typealias Response = Result<ConfigStore.WriteReceipt, ConfigStoreError>
 
     func apply(
-        _ batch: [ConfigStore.WriteRequest], clock: StampIssuer, feed: ChangeFeed, cache: CurrentCache, digest: DigestBox
+        _ batch: [ConfigStore.WriteRequest], clock: StampIssuer, feed: ChangeFeed, cache: CurrentCache, digest: DigestBox,
+        own: OwnWrites
     ) async -> [Response] {
         let now = self.settings._wallMillis()
         do {
@@ -530,6 +539,8 @@ private struct WriterBox: Sendable {
             cache.apply(effects.changes)
             cache.remove(effects.forgotten)
             digest.apply(effects.digest)
+            // Before the feed wakes the push loops, so they find these writes in memory.
+            own.record(effects.changes, upTo: revision, invalidate: !effects.forgotten.isEmpty || effects.ownStale)
             feed.publish(effects.changes, revision: revision, localWrite: effects.localWrite)
             return responses
         } catch {
@@ -567,6 +578,7 @@ private struct WriterBox: Sendable {
                 let ancestor = try Self.chain(db, key: incoming.key, from: current.stamp, contains: incoming.stamp)
                 let conflict = ancestor == false
                 try self.store(db, incoming, revision: &revision, now: now, stale: true, conflict: conflict, current: false)
+                if incoming.stamp.node == self.settings.nodeName { effects.ownStale = true }
                 report.applied += 1
                 if conflict { report.conflicts += 1 }
                 continue

@@ -70,6 +70,13 @@ extension ConfigStore {
     /// Versions this node wrote itself (its own stamps) applied after `revision`, oldest first, at most
     /// `limit`; and the revision up to which the log was scanned (the next cursor).
     public func localWrites(after revision: Int64, limit: Int) async throws -> (versions: [KVVersion], scannedTo: Int64) {
+        // Recent writes come from memory (the push loops of peers that keep up); older ones from history.
+        if let recent = self.ownWrites.read(after: revision, limit: limit) { return recent }
+        return try await self.localWritesFromHistory(after: revision, limit: limit)
+    }
+
+    /// `localWrites` read from SQLite.
+    func localWritesFromHistory(after revision: Int64, limit: Int) async throws -> (versions: [KVVersion], scannedTo: Int64) {
         let node = self.settings.nodeName
         return try await self.dbWriter.read { db in
             let top = try Self.revision(db)
