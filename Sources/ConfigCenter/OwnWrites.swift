@@ -5,7 +5,8 @@ import Synchronization
 ///
 /// The log *covers* the revisions `(coveredFrom, coveredTo]`: every version with this node's stamp committed in
 /// that range is in it. Reads asking for anything older fall back to SQLite. Old entries are dropped past
-/// `maxVersions` or `maxBytes` of values; a batch that removed history (`forget`), stored one of this node's own
+/// `maxVersions` or `maxBytes` of values (the defaults hold eight full push batches: peers that keep up read only
+/// the last one or two); a batch that removed history (`forget`), stored one of this node's own
 /// versions as stale (a merge of its own old write), or a compaction empties it, so it never holds a version that
 /// SQLite no longer has or misses one that SQLite has. An entry is the version as committed: a `conflict` flag a
 /// later merge sets on it in history is not reflected (pushes do not send that flag).
@@ -24,7 +25,7 @@ final class OwnWrites: Sendable {
     let maxVersions: Int
     let maxBytes: Int
 
-    init(node: String, revision: Int64, maxVersions: Int = 16_384, maxBytes: Int = 16 << 20) {
+    init(node: String, revision: Int64, maxVersions: Int = 4_096, maxBytes: Int = 4 << 20) {
         self.node = node
         self.maxVersions = maxVersions
         self.maxBytes = maxBytes
