@@ -233,7 +233,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "ConfigCenter", "Registry",
+                "Server", "ConfigCenter", "Registry", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -273,7 +273,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisCacheTests",
-            dependencies: ["RedisCache"],
+            dependencies: ["RedisCache", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -163,15 +163,7 @@ import Testing
             "\u{0}\u{1}\u{2}\u{FF}",
         ]
         for payload in garbage {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            #expect(connected == 0)
+            let fd = try #require(connectLoopback(port: port))
             _ = payload.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
             var buffer = [UInt8](repeating: 0, count: 512)
             var timeout = timeval(tv_sec: 2, tv_usec: 0)

@@ -1,6 +1,7 @@
 import Client
 import Foundation
 import NIOCore
+import TestSupport
 import Testing
 
 /// Members as one agent sees them: name → (status, incarnation).
@@ -120,19 +121,11 @@ func eventually(
         let port = try #require(UInt16(agents[0].gossipAddress.split(separator: ":").last ?? ""))
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(port.bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var generator = SystemRandomNumberGenerator()
         for index in 0..<2_000 {
             var bytes = (0..<Int.random(in: 0...1400, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             if index % 2 == 0, bytes.count > 3 { bytes[0] = 0x47; bytes[1] = 0x53; bytes[2] = 1 }  // a valid-looking header
-            _ = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            _ = withLoopbackAddress(port: Int(port)) { sendto(fd, bytes, bytes.count, 0, $0, $1) }
         }
         try await Task.sleep(for: .seconds(1))
         let after = await memberView(agents[0]).mapValues(\.incarnation)

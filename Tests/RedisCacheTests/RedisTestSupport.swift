@@ -1,6 +1,7 @@
 import Foundation
 import RedisCache
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -67,15 +68,7 @@ private func canBind(port: Int) -> Bool {
     defer { close(fd) }
     var reuse: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
+    return withLoopbackAddress(port: port) { bind(fd, $0, $1) == 0 }
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.

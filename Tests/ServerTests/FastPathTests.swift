@@ -8,6 +8,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTPTypes
 import Registry
+import TestSupport
 import Testing
 
 @testable import Server
@@ -320,19 +321,10 @@ private struct OneAgent: RegistryMembership {
 /// A blocking loopback client: sends raw bytes on one connection and reads until the server closes it (5 s at most).
 enum RawHTTP {
     static func exchange(port: Int, _ request: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawHTTPError("socket failed") }
+        guard let fd = connectLoopback(port: port) else { throw RawHTTPError("cannot connect to 127.0.0.1:\(port)") }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw RawHTTPError("connect failed") }
         let bytes = Array(request.utf8)
         guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else { throw RawHTTPError("send failed") }
         var received: [UInt8] = []
