@@ -135,8 +135,8 @@ elif ! grep -q '"SimBench"' "$ROOT/Package.swift"; then
   say "Package.swift has no SimBench target yet: no simulator table"
 else
   say "simulator table (SIM_MAX=$SIM_MAX; building SimBench in release)"
-  (cd "$ROOT" && swift build -c release --product SimBench --scratch-path .build-release) >&2
+  simbench=$(release_bin SimBench SIMBENCH_BIN)
   echo
-  (cd "$ROOT" && SIM_MAX=$SIM_MAX swift run -c release --skip-build --scratch-path .build-release SimBench) | tee "$OUT_DIR/sim.md"
+  SIM_MAX=$SIM_MAX "$simbench" | tee "$OUT_DIR/sim.md"
 fi
 exit "$DRIVER_RC"

@@ -32,11 +32,8 @@ release_bin() { # product var: prints the binary to measure: $var if set, or a r
     return
   fi
   command -v swift >/dev/null 2>&1 || die "swift not found (set $var to a built $product binary)"
-  say "building $product (release, scratch path .build-release)"
-  # One retry: swift build fails when a source file changes while it compiles (someone editing the tree).
-  (cd "$ROOT" && swift build -c release --product "$product" --scratch-path .build-release) >&2 ||
-    { say "build failed; retrying once"; sleep 5; (cd "$ROOT" && swift build -c release --product "$product" --scratch-path .build-release) >&2; }
-  echo "$ROOT/.build-release/release/$product"
+  say "building $product (release, as shipped: scripts/build-release.sh, scratch path .build-release)"
+  "$ROOT/scripts/build-release.sh" "$product"
 }
 
 gossamer_bin() { release_bin gossamer GOSSAMER_BIN; } # $GOSSAMER_BIN, or a release build of gossamer
