@@ -8,11 +8,12 @@ DATA ?= ./data
 BUILD_DEBS := pkg-config libsqlite3-dev libhiredis-dev libcurl4-openssl-dev
 TEST_DEBS := $(BUILD_DEBS) redis-server curl python3
 
-.PHONY: run test build deps bench-kv bench-gossip bench-picker bench-registry bench-lb bench-alerts clean help
+.PHONY: run test build release deps bench-kv bench-gossip bench-picker bench-registry bench-lb bench-alerts clean help
 
 help:
 	@echo "make run    build and run one agent on $(HTTP) with data in $(DATA)"
 	@echo "make test   install what the tests need and run the whole test suite"
+	@echo "make release   the binary as shipped: .build-release/release/gossamer (scripts/build-release.sh)"
 	@echo "make bench-kv / bench-gossip / bench-picker   benchmarks (see bench/README.md)"
 
 deps:
@@ -20,6 +21,9 @@ deps:
 
 build: deps
 	$(SWIFT) build -c $(CONFIG) --product gossamer
+
+release: deps
+	scripts/build-release.sh gossamer
 
 run: build
 	$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/gossamer agent --node-name $(NODE) --data-dir $(DATA) --http $(HTTP)
