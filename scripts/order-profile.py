@@ -90,8 +90,6 @@ def read_costs(path: str) -> dict[str, int]:
                 parts = line.split()
                 if current is not None and len(parts) >= 2:
                     costs[current] += int(parts[1])
-            elif line.startswith(("cfn=", "cfi=", "cfl=", "cob=")):
-                pass
     return costs
 
 
